@@ -1,0 +1,458 @@
+//! The coroutine's heap header and its reference-counted handle.
+//!
+//! # Layout
+//!
+//! One allocation per coroutine, `Task<F, T>`, `#[repr(C)]` with the
+//! type-erased [`Header`] first so a `NonNull<Header>` can stand for the
+//! whole task; the vtable recovers `F` and `T` where needed:
+//!
+//! ```text
+//!  TaskRef ──► ┌──────────────────────────────┐
+//!              │ Header                       │  state word, refcount, vtable,
+//!              │                              │  identity, owner worker, run state
+//!              ├──────────────────────────────┤
+//!              │ f:   Option<F>   (closure)   │  taken when the coroutine starts
+//!              │ out: Option<thread::Result<T>>│  written when it returns
+//!              └──────────────────────────────┘
+//! ```
+//!
+//! # Invariants (this is an unsafe module)
+//!
+//! 1. `refs` counts live `TaskRef`s (including the one inside `JoinHandle`);
+//!    the task is freed by `vtable.dealloc` when it drops to zero.
+//! 2. `run` (the corosensei coroutine, its stack, the yielder, locals) is
+//!    touched only by the worker that currently runs or resumes the
+//!    coroutine, and only while no other worker can: a started coroutine is
+//!    resumed only by its owner worker, or, if migratable, by the single
+//!    worker that dequeued it after the `PARKED → QUEUED` CAS.
+//! 3. `f` is taken exactly once, by `vtable.run` (on the coroutine's stack)
+//!    or `vtable.cancel` (never started); `out` is written before the state
+//!    word becomes `DONE` (Release) and read only after observing `DONE`
+//!    (Acquire), by the single `JoinHandle`.
+//! 4. A started coroutine that has not finished is never dropped (that
+//!    would unwind it on whatever thread drops it): if one remains at
+//!    deallocation it is leaked, stack included (`Header::drop`).
+
+use std::any::Any;
+use std::cell::UnsafeCell;
+use std::panic::{AssertUnwindSafe, Location};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use corosensei::{Coroutine as Co, Yielder};
+
+use crate::coroutine::local::LocalMap;
+use crate::introspect::registry::Links;
+use crate::park::Unparker;
+use crate::park::state::State;
+use crate::scheduler::Shared;
+use crate::stack::{GuardInfo, Reservation, Stack};
+
+/// Why a coroutine handed control back to its worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Suspend {
+    /// `yield_now`: requeue at the back.
+    Yield,
+    /// `park`: the worker commits the park (see `park::state`).
+    Park,
+}
+
+/// The corosensei coroutine type every spindle coroutine runs as.
+pub(crate) type RawCo = Co<(), Suspend, (), Stack>;
+
+/// Owner worker index of a coroutine that has not started yet.
+pub(crate) const NO_WORKER: usize = usize::MAX;
+
+/// Functions that know the task's concrete `F` and `T`.
+pub(crate) struct VTable {
+    /// Runs the closure to completion on the coroutine's stack and stores
+    /// its output (or panic payload).
+    run: unsafe fn(NonNull<Header>),
+    /// Drops a never-started closure and stores `Err(payload)`
+    /// (`Cancelled` when none is given).
+    cancel: unsafe fn(NonNull<Header>, Option<Box<dyn Any + Send>>),
+    /// Moves the output into `*mut Option<thread::Result<T>>`.
+    take_output: unsafe fn(NonNull<Header>, *mut ()),
+    /// Frees the allocation.
+    dealloc: unsafe fn(NonNull<Header>),
+}
+
+/// State touched only by the worker running the coroutine (invariant 2).
+pub(crate) struct RunState {
+    /// The corosensei coroutine, once started.
+    pub(crate) co: Option<RawCo>,
+    /// The stack reserved at spawn, until the coroutine starts.
+    pub(crate) reservation: Option<Reservation>,
+    /// The coroutine's yielder, set on its first instruction.
+    pub(crate) yielder: *const Yielder<(), Suspend>,
+    /// Coroutine-local storage.
+    pub(crate) locals: LocalMap,
+    /// Depth of sections that must not be unwound by shutdown (scope waits).
+    pub(crate) no_unwind: u32,
+}
+
+/// The type-erased part of every task.
+#[repr(C)]
+pub(crate) struct Header {
+    /// The park protocol's state word.
+    pub(crate) state: State,
+    refs: AtomicUsize,
+    vtable: &'static VTable,
+    /// The coroutine's unique id.
+    pub(crate) id: u64,
+    /// Name, id and location as the stack-overflow handler reports them,
+    /// and the guard page of the stack once attached.
+    pub(crate) guard: GuardInfo,
+    /// Where it was spawned.
+    pub(crate) location: &'static Location<'static>,
+    /// Usable stack size in bytes.
+    pub(crate) stack_size: usize,
+    /// Whether the scheduler may move it between workers while parked.
+    pub(crate) migratable: bool,
+    /// The worker it runs on (its owner once started), or `NO_WORKER`.
+    pub(crate) worker: AtomicUsize,
+    /// The runtime it belongs to.
+    pub(crate) rt: Arc<Shared>,
+    /// See [`RunState`].
+    pub(crate) run: UnsafeCell<RunState>,
+    /// Set once a joiner stored its unparker in `joiner`.
+    join_waiting: AtomicBool,
+    joiner: Mutex<Option<Unparker>>,
+    /// Introspection: the last wait reason (a `WaitReason as u8`).
+    pub(crate) wait_reason: AtomicU8,
+    /// Introspection: times resumed.
+    pub(crate) scheduled: AtomicU64,
+    /// Introspection: clock ticks spent running.
+    pub(crate) run_ticks: AtomicU64,
+    /// Incremented at every timed park, so stale timers are ignored.
+    pub(crate) park_gen: AtomicU64,
+    /// Registry list links, guarded by the registry shard's lock.
+    pub(crate) links: UnsafeCell<Links>,
+    /// Which registry shard holds this task.
+    pub(crate) shard: usize,
+}
+
+// SAFETY: the shared fields are atomics or immutable; `run` is touched only
+// by the one worker running the coroutine (invariant 2); `links` only under
+// the registry shard's lock.
+unsafe impl Send for Header {}
+// SAFETY: as above.
+unsafe impl Sync for Header {}
+
+impl Header {
+    /// The name given with `Builder::name`.
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.guard.name.as_deref()
+    }
+}
+
+impl Drop for Header {
+    fn drop(&mut self) {
+        if let Some(co) = self.run.get_mut().co.take() {
+            if co.done() {
+                drop(co);
+            } else {
+                // Invariant 4: never unwind a coroutine off its worker.
+                std::mem::forget(co);
+            }
+        }
+    }
+}
+
+#[repr(C)]
+struct Task<F, T> {
+    header: Header,
+    f: UnsafeCell<Option<F>>,
+    out: UnsafeCell<Option<thread::Result<T>>>,
+}
+
+/// The payload that [`JoinHandle::join`](crate::JoinHandle::join) returns in
+/// `Err` when the runtime shut down before the coroutine finished: either
+/// it never started (its closure was dropped unrun) or it was parked and was
+/// unwound so its destructors ran.
+///
+/// ```
+/// let rt = spindle::Runtime::builder().workers(1).build().unwrap();
+/// let h = rt.spawn(|| loop { spindle::park() });
+/// drop(rt);
+/// let err = h.join().unwrap_err();
+/// assert!(err.downcast_ref::<spindle::Cancelled>().is_some());
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the coroutine was cancelled because its runtime shut down")
+    }
+}
+
+impl<F, T> Task<F, T>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    const VTABLE: VTable = VTable {
+        run: Self::run,
+        cancel: Self::cancel,
+        take_output: Self::take_output,
+        dealloc: Self::dealloc,
+    };
+
+    /// # Safety
+    /// `h` points at a live `Task<F, T>`; called once, on the coroutine.
+    unsafe fn run(h: NonNull<Header>) {
+        // SAFETY: per the contract `h` is a `Task<F, T>` (repr(C), header first).
+        let task = unsafe { h.cast::<Task<F, T>>().as_ref() };
+        // SAFETY: invariant 3: `f` is taken once, by us, on the owner.
+        let f = unsafe { (*task.f.get()).take() }.expect("coroutine started twice");
+        let out = std::panic::catch_unwind(AssertUnwindSafe(f));
+        // SAFETY: invariant 3: `out` is written before DONE is published.
+        unsafe { *task.out.get() = Some(out) };
+    }
+
+    /// # Safety
+    /// `h` points at a live `Task<F, T>` that never started.
+    unsafe fn cancel(h: NonNull<Header>, payload: Option<Box<dyn Any + Send>>) {
+        // SAFETY: as in `run`.
+        let task = unsafe { h.cast::<Task<F, T>>().as_ref() };
+        // SAFETY: invariant 3: a never-started task's `f` is ours.
+        let f = unsafe { (*task.f.get()).take() };
+        // A panicking destructor of a captured value must not unwind into
+        // the scheduler; report it through join like a panic in the body.
+        let dropped = std::panic::catch_unwind(AssertUnwindSafe(|| drop(f)));
+        let payload: Box<dyn Any + Send> = match dropped {
+            Ok(()) => payload.unwrap_or_else(|| Box::new(Cancelled)),
+            Err(p) => p,
+        };
+        // SAFETY: invariant 3.
+        unsafe { *task.out.get() = Some(Err(payload)) };
+    }
+
+    /// # Safety
+    /// `h` is a `Task<F, T>` in state DONE; `dst` is a `*mut Option<thread::Result<T>>`.
+    unsafe fn take_output(h: NonNull<Header>, dst: *mut ()) {
+        // SAFETY: as in `run`.
+        let task = unsafe { h.cast::<Task<F, T>>().as_ref() };
+        // SAFETY: invariant 3: DONE was observed with Acquire by the caller.
+        let out = unsafe { (*task.out.get()).take() };
+        // SAFETY: the caller passes a valid, typed destination.
+        unsafe { *dst.cast::<Option<thread::Result<T>>>() = out };
+    }
+
+    /// # Safety
+    /// The last reference to `h`, a `Task<F, T>` allocated by `allocate`.
+    unsafe fn dealloc(h: NonNull<Header>) {
+        // SAFETY: allocated as a Box<Task<F, T>> in `allocate`; last ref.
+        drop(unsafe { Box::from_raw(h.cast::<Task<F, T>>().as_ptr()) });
+    }
+}
+
+/// What a new task is made of, before it is allocated.
+pub(crate) struct Spec {
+    pub(crate) id: u64,
+    pub(crate) name: Option<Box<str>>,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) stack_size: usize,
+    pub(crate) migratable: bool,
+    pub(crate) reservation: Reservation,
+    pub(crate) rt: Arc<Shared>,
+    pub(crate) shard: usize,
+}
+
+/// Allocates a task running `f`. The returned reference is the only one.
+///
+/// `F` and `T` need not be `'static`: the caller guarantees that the task's
+/// closure and output are consumed or dropped before anything they borrow
+/// goes away (`spawn` requires `'static`; `scope` waits).
+pub(crate) fn allocate<F, T>(spec: Spec, f: F) -> TaskRef
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    let task = Box::new(Task::<F, T> {
+        header: Header {
+            state: State::new(),
+            refs: AtomicUsize::new(1),
+            vtable: &Task::<F, T>::VTABLE,
+            id: spec.id,
+            guard: GuardInfo::new(spec.id, spec.name, spec.location),
+            location: spec.location,
+            stack_size: spec.stack_size,
+            migratable: spec.migratable,
+            worker: AtomicUsize::new(NO_WORKER),
+            rt: spec.rt,
+            run: UnsafeCell::new(RunState {
+                co: None,
+                reservation: Some(spec.reservation),
+                yielder: std::ptr::null(),
+                locals: LocalMap::new(),
+                no_unwind: 0,
+            }),
+            join_waiting: AtomicBool::new(false),
+            joiner: Mutex::new(None),
+            wait_reason: AtomicU8::new(0),
+            scheduled: AtomicU64::new(0),
+            run_ticks: AtomicU64::new(0),
+            park_gen: AtomicU64::new(0),
+            links: UnsafeCell::new(Links::default()),
+            shard: spec.shard,
+        },
+        f: UnsafeCell::new(Some(f)),
+        out: UnsafeCell::new(None),
+    });
+    // SAFETY: Box::into_raw is never null; repr(C) puts the header first.
+    TaskRef(unsafe { NonNull::new_unchecked(Box::into_raw(task).cast::<Header>()) })
+}
+
+/// Runs the task's closure on the current (coroutine) stack and stores its
+/// output. Called once, by the coroutine's entry function.
+///
+/// # Safety
+/// `h` is a live task started by the calling worker.
+pub(crate) unsafe fn run_body(h: NonNull<Header>) {
+    // SAFETY: the caller guarantees liveness; the vtable matches the type.
+    unsafe { (h.as_ref().vtable.run)(h) }
+}
+
+/// A counted reference to a task (the runtime's `Arc<Header>`).
+pub(crate) struct TaskRef(NonNull<Header>);
+
+// SAFETY: the header is Send + Sync (above) and the refcount is atomic.
+unsafe impl Send for TaskRef {}
+// SAFETY: as above.
+unsafe impl Sync for TaskRef {}
+
+impl TaskRef {
+    /// The header.
+    #[inline]
+    pub(crate) fn header(&self) -> &Header {
+        // SAFETY: invariant 1: we hold a reference, so the task is alive.
+        unsafe { self.0.as_ref() }
+    }
+
+    /// The raw pointer, for identity and the thread-local "current".
+    #[inline]
+    pub(crate) fn as_ptr(&self) -> NonNull<Header> {
+        self.0
+    }
+
+    /// A new reference from a raw header pointer.
+    ///
+    /// # Safety
+    /// `h` must point at a live task (someone holds a reference).
+    pub(crate) unsafe fn from_ptr(h: NonNull<Header>) -> TaskRef {
+        // SAFETY: the caller guarantees liveness.
+        let hdr = unsafe { h.as_ref() };
+        hdr.refs.fetch_add(1, Ordering::Relaxed);
+        TaskRef(h)
+    }
+
+    /// Takes over a reference that was leaked with `mem::forget`.
+    ///
+    /// # Safety
+    /// `h` must carry a forgotten count that this call now owns.
+    pub(crate) unsafe fn adopt(h: NonNull<Header>) -> TaskRef {
+        TaskRef(h)
+    }
+
+    /// Completes a never-started task with `Err(Cancelled)`, wakes its
+    /// joiner and drops it from the registry. Does nothing if a worker
+    /// started it first (the claim is a CAS on the state word).
+    pub(crate) fn cancel_unstarted(&self) {
+        let h = self.header();
+        if !h.state.start() {
+            return;
+        }
+        // SAFETY: we won the NEW → RUNNING claim, so no worker runs it and
+        // its `f` is ours (invariant 3).
+        unsafe { (h.vtable.cancel)(self.0, None) };
+        // SAFETY: never started, so no worker touches `run`; the
+        // reservation goes back (no stack was taken).
+        drop(unsafe { (*h.run.get()).reservation.take() });
+        self.finish();
+    }
+
+    /// Completes a task that its worker claimed but could not start (no
+    /// stack), with `payload` as the error `join` returns.
+    pub(crate) fn fail_with(&self, payload: Box<dyn Any + Send>) {
+        // SAFETY: the calling worker claimed the task (NEW → RUNNING) and
+        // never ran it, so its `f` is still there and ours (invariant 3).
+        unsafe { (self.header().vtable.cancel)(self.0, Some(payload)) };
+        self.finish();
+    }
+
+    /// Publishes DONE, wakes the joiner and leaves the registry.
+    pub(crate) fn finish(&self) {
+        self.header().state.complete();
+        self.wake_joiner();
+        self.header().rt.registry.remove(self);
+    }
+
+    /// After the state became DONE: wakes the joiner, if one is waiting.
+    pub(crate) fn wake_joiner(&self) {
+        let h = self.header();
+        // SeqCst fence: pairs with the one in `register_joiner`. Either we
+        // see `join_waiting`, or the joiner sees DONE after registering.
+        fence(Ordering::SeqCst);
+        if h.join_waiting.load(Ordering::Relaxed) {
+            let waiter = h.joiner.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(u) = waiter {
+                u.unpark();
+            }
+        }
+    }
+
+    /// Stores the joiner's unparker; returns whether the task is done by
+    /// now (then no wake-up will come, and none is needed).
+    pub(crate) fn register_joiner(&self, u: Unparker) -> bool {
+        let h = self.header();
+        *h.joiner.lock().unwrap_or_else(|e| e.into_inner()) = Some(u);
+        h.join_waiting.store(true, Ordering::Relaxed);
+        // SeqCst fence: pairs with the one in `wake_joiner`.
+        fence(Ordering::SeqCst);
+        h.state.is_done()
+    }
+
+    /// Takes the output of a DONE task.
+    ///
+    /// # Safety
+    /// `T` must be the task's output type, and the state must be DONE.
+    pub(crate) unsafe fn take_output<T>(&self) -> Option<thread::Result<T>> {
+        let mut out: Option<thread::Result<T>> = None;
+        // SAFETY: the caller guarantees the type and DONE.
+        unsafe { (self.header().vtable.take_output)(self.0, (&raw mut out).cast()) };
+        out
+    }
+}
+
+impl Clone for TaskRef {
+    fn clone(&self) -> TaskRef {
+        // Relaxed: a new reference is made from an existing one, which
+        // keeps the task alive (as in `Arc::clone`).
+        self.header().refs.fetch_add(1, Ordering::Relaxed);
+        TaskRef(self.0)
+    }
+}
+
+impl Drop for TaskRef {
+    fn drop(&mut self) {
+        // Release/Acquire: as in `Arc::drop`, every use of the task through
+        // other references happens before the deallocation.
+        if self.header().refs.fetch_sub(1, Ordering::Release) != 1 {
+            return;
+        }
+        fence(Ordering::Acquire);
+        let dealloc = self.header().vtable.dealloc;
+        // SAFETY: this was the last reference (invariant 1).
+        unsafe { dealloc(self.0) };
+    }
+}
+
+impl std::fmt::Debug for TaskRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TaskRef({})", self.header().id)
+    }
+}

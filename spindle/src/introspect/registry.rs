@@ -1,0 +1,184 @@
+//! The registry of live coroutines: what snapshots, shutdown and later
+//! `ps`/deadlock reports read.
+//!
+//! Sharded intrusive lists: one shard per worker plus one for spawns from
+//! outside the workers, each behind its own mutex, so a spawn locks only its
+//! own worker's shard (uncontended in the common case) and no allocation is
+//! made per coroutine. A coroutine is linked at spawn and unlinked when it
+//! finishes; while linked, the registry holds one counted reference to it,
+//! which is what keeps a parked coroutine that nobody else references alive
+//! until shutdown unwinds it.
+//!
+//! # Invariants (this is an unsafe module)
+//!
+//! - A header's `links` are read or written only under its shard's lock.
+//! - A linked header is alive: the registry owns one reference, released
+//!   only by `remove` after unlinking.
+
+use std::ptr::{self, NonNull};
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+use crossbeam_utils::CachePadded;
+
+use crate::coroutine::task::{Header, TaskRef};
+use crate::park::state::{DONE, NEW, State};
+
+/// List links inside each coroutine header.
+#[derive(Debug)]
+pub(crate) struct Links {
+    prev: *const Header,
+    next: *const Header,
+    linked: bool,
+}
+
+impl Default for Links {
+    fn default() -> Links {
+        Links { prev: ptr::null(), next: ptr::null(), linked: false }
+    }
+}
+
+struct Shard {
+    head: *const Header,
+    len: usize,
+    closed: bool,
+}
+
+// SAFETY: the raw pointers are only followed under the shard's lock, and
+// point at headers the registry keeps alive (module invariants).
+unsafe impl Send for Shard {}
+
+/// See the module docs.
+pub(crate) struct Registry {
+    shards: Box<[CachePadded<Mutex<Shard>>]>,
+}
+
+impl Registry {
+    /// A registry with `n` shards.
+    pub(crate) fn new(n: usize) -> Registry {
+        Registry {
+            shards: (0..n.max(1))
+                .map(|_| CachePadded::new(Mutex::new(Shard { head: ptr::null(), len: 0, closed: false })))
+                .collect(),
+        }
+    }
+
+    /// The number of shards.
+    pub(crate) fn shards(&self) -> usize {
+        self.shards.len()
+    }
+
+    fn lock(&self, i: usize) -> std::sync::MutexGuard<'_, Shard> {
+        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Links `task` into its shard. Returns `false` (and links nothing) if
+    /// the registry was closed by shutdown.
+    pub(crate) fn insert(&self, task: &TaskRef) -> bool {
+        let h = task.header();
+        let mut shard = self.lock(h.shard);
+        if shard.closed {
+            return false;
+        }
+        let hp: *const Header = h;
+        // SAFETY: invariant 1: we hold the shard lock for `h` and for the
+        // current head.
+        unsafe {
+            let links = &mut *h.links.get();
+            links.prev = ptr::null();
+            links.next = shard.head;
+            links.linked = true;
+            if let Some(head) = shard.head.as_ref() {
+                (*head.links.get()).prev = hp;
+            }
+        }
+        shard.head = hp;
+        shard.len += 1;
+        // The registry's reference: released in `remove`.
+        std::mem::forget(task.clone());
+        true
+    }
+
+    /// Unlinks `task` if linked, releasing the registry's reference.
+    pub(crate) fn remove(&self, task: &TaskRef) {
+        let h = task.header();
+        let mut shard = self.lock(h.shard);
+        // SAFETY: invariant 1: under the shard lock; neighbours are linked
+        // and therefore alive (invariant 2).
+        let was_linked = unsafe {
+            let links = &mut *h.links.get();
+            if !links.linked {
+                false
+            } else {
+                match links.prev.as_ref() {
+                    Some(p) => (*p.links.get()).next = links.next,
+                    None => shard.head = links.next,
+                }
+                if let Some(n) = links.next.as_ref() {
+                    (*n.links.get()).prev = links.prev;
+                }
+                *links = Links::default();
+                true
+            }
+        };
+        if was_linked {
+            shard.len -= 1;
+            drop(shard);
+            // SAFETY: the reference `insert` forgot; the caller still holds
+            // its own, so this never frees under the caller.
+            drop(unsafe { TaskRef::adopt(task.as_ptr()) });
+        }
+    }
+
+    /// Refuses further inserts (shutdown).
+    pub(crate) fn close(&self) {
+        for i in 0..self.shards.len() {
+            self.lock(i).closed = true;
+        }
+    }
+
+    /// Calls `f` on every live coroutine, shard by shard, under the shard
+    /// lock: `f` must be short and must not spawn or finish coroutines.
+    pub(crate) fn for_each(&self, mut f: impl FnMut(&Header)) {
+        for i in 0..self.shards.len() {
+            let shard = self.lock(i);
+            let mut p = shard.head;
+            // SAFETY: invariants 1 and 2: linked headers are alive and their
+            // links are stable while we hold the lock.
+            while let Some(h) = unsafe { p.as_ref() } {
+                f(h);
+                p = unsafe { (*h.links.get()).next };
+            }
+        }
+    }
+
+    /// Started, unfinished coroutines owned by worker `w` (for shutdown).
+    pub(crate) fn owned_by(&self, w: usize) -> Vec<TaskRef> {
+        let mut out = Vec::new();
+        self.for_each(|h| {
+            let lc = State::lifecycle(h.state.load_relaxed());
+            if lc != NEW && lc != DONE && h.worker.load(Ordering::Relaxed) == w {
+                // SAFETY: linked, hence alive (invariant 2).
+                out.push(unsafe { TaskRef::from_ptr(NonNull::from(h)) });
+            }
+        });
+        out
+    }
+
+    /// Not-yet-started coroutines (for the final sweep of shutdown).
+    pub(crate) fn unstarted(&self) -> Vec<TaskRef> {
+        let mut out = Vec::new();
+        self.for_each(|h| {
+            if State::lifecycle(h.state.load_relaxed()) == NEW {
+                // SAFETY: linked, hence alive (invariant 2).
+                out.push(unsafe { TaskRef::from_ptr(NonNull::from(h)) });
+            }
+        });
+        out
+    }
+
+    /// Number of live coroutines.
+    pub(crate) fn len(&self) -> usize {
+        (0..self.shards.len()).map(|i| self.lock(i).len).sum()
+    }
+}

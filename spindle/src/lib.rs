@@ -1,0 +1,91 @@
+//! spindle: Go-style green threads for plain blocking Rust.
+//!
+//! Write ordinary blocking code — `spawn`, `join`, `sleep`, `park` — and run
+//! a million of it at once. Each [`spawn`] creates a stackful coroutine;
+//! coroutines are multiplexed M:N onto a pool of worker OS threads, and a
+//! blocking call parks the coroutine instead of the thread. No `async`, no
+//! function colouring.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let rt = spindle::Runtime::builder().workers(2).build()?;
+//! let total: u64 = rt.block_on(|| {
+//!     let handles: Vec<_> = (0..1000u64)
+//!         .map(|i| {
+//!             spindle::spawn(move || {
+//!                 spindle::sleep(Duration::from_millis(1)); // parks, does not block the worker
+//!                 i
+//!             })
+//!         })
+//!         .collect();
+//!     handles.into_iter().map(|h| h.join().unwrap()).sum()
+//! });
+//! assert_eq!(total, 499_500);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # What is here
+//!
+//! | module / item | what it gives |
+//! | --- | --- |
+//! | [`spawn`], [`Builder`], [`JoinHandle`], [`scope`] | coroutines shaped like `std::thread` |
+//! | [`yield_now`], [`sleep`], [`sleep_until`] | giving way and waiting, without blocking the worker |
+//! | [`park`], [`park_timeout`], [`Unparker`], [`unparker`] | the primitive every blocking call is built on, for your own |
+//! | [`current`], [`Coroutine`], [`coroutine_local!`] | identity and coroutine-local storage |
+//! | [`Runtime`], [`runtime`] | worker pools, the default runtime, shutdown, snapshots |
+//! | [`main`], [`test`] (feature `macros`, on by default) | `#[spindle::main]`, `#[spindle::test]` |
+//!
+//! Channels, locks, I/O, scheduling policies and worker processes are
+//! being built (see the repository's issues); they are not in this release.
+//!
+//! # Soundness
+//!
+//! A coroutine runs on one worker thread from its first instruction to its
+//! end. Idle workers steal only coroutines that have not started yet (their
+//! closure is `Send` and they hold nothing thread-bound), so an `Rc`, a
+//! `RefCell` borrow or a reference to a `thread_local!` held across a
+//! blocking call is as safe as in a plain thread. Moving a parked coroutine
+//! between threads is an explicit, `unsafe` opt-in:
+//! [`Builder::migratable`].
+//!
+//! Each coroutine's stack has a guard page; overflowing it aborts the
+//! process with a message naming the coroutine (id, name, spawn location,
+//! stack size) and how to give it a bigger stack. A panic in a coroutine is
+//! caught at its base and handed to whoever joins it.
+//!
+//! # Environment
+//!
+//! | variable | effect |
+//! | --- | --- |
+//! | `SPINDLE_WORKERS` | worker threads of runtimes built without [`runtime::Builder::workers`] (default: one per CPU) |
+//! | `SPINDLE_STACK_SIZE` | default usable stack size in bytes (`K`/`M` suffixes accepted; default 256 KiB) |
+
+#![warn(missing_docs)]
+
+mod clock;
+mod coroutine;
+mod introspect;
+mod loom;
+mod park;
+pub mod runtime;
+mod scheduler;
+mod stack;
+mod sys;
+mod time;
+
+pub use coroutine::{
+    AccessError, Builder, Cancelled, Coroutine, CoroutineId, JoinHandle, LocalKey, Scope,
+    ScopedJoinHandle, current, scope, spawn, try_current, yield_now,
+};
+pub use park::{Unparker, WaitReason, park, park_timeout, unparker};
+pub use runtime::Runtime;
+pub use time::{sleep, sleep_until};
+
+#[cfg(feature = "macros")]
+pub use spindle_macros::{main, test};
+
+#[doc(hidden)]
+pub mod __private {
+    //! Used by the `coroutine_local!` macro; not public API.
+}

@@ -1,0 +1,203 @@
+//! The one park/unpark protocol every blocking call uses.
+//!
+//! A blocking call in a coroutine parks the coroutine: its worker runs
+//! others until an [`Unparker`] wakes it. The same call on a plain OS thread
+//! (one that is not a spindle worker) parks the thread instead, with
+//! `std::thread::park`. Both follow `std::thread::park`'s token semantics:
+//! an unpark that arrives before the park is remembered, so the park
+//! returns at once; a park may also return spuriously, so callers re-check
+//! their condition in a loop.
+//!
+//! The coroutine side's state machine lives in [`state`].
+
+mod reason;
+pub(crate) mod state;
+
+use std::ptr::NonNull;
+use std::time::{Duration, Instant};
+
+pub use reason::WaitReason;
+
+use crate::coroutine::task::{Header, Suspend, TaskRef};
+use crate::coroutine::Cancelled;
+use crate::scheduler::worker;
+
+/// Wakes one parked coroutine or thread.
+///
+/// Obtained with [`unparker`] (for whoever calls it) or
+/// [`Coroutine::unparker`](crate::Coroutine::unparker). Cheap to clone,
+/// `Send` and `Sync`: hand it to whoever must wake the parked party.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicBool, Ordering};
+///
+/// let rt = spindle::Runtime::builder().workers(1).build().unwrap();
+/// rt.block_on(|| {
+///     let ready = Arc::new(AtomicBool::new(false));
+///     let me = spindle::unparker();
+///     let flag = ready.clone();
+///     spindle::spawn(move || {
+///         flag.store(true, Ordering::Release);
+///         me.unpark();
+///     });
+///     while !ready.load(Ordering::Acquire) {
+///         spindle::park();
+///     }
+/// });
+/// ```
+#[derive(Clone)]
+pub struct Unparker(Inner);
+
+#[derive(Clone)]
+enum Inner {
+    Coroutine(TaskRef),
+    Thread(std::thread::Thread),
+}
+
+impl Unparker {
+    /// Makes the parked party runnable, or, if it is not parked, makes its
+    /// next park return at once.
+    pub fn unpark(&self) {
+        match &self.0 {
+            Inner::Coroutine(t) => unpark_task(t),
+            Inner::Thread(t) => t.unpark(),
+        }
+    }
+
+    pub(crate) fn for_task(t: TaskRef) -> Unparker {
+        Unparker(Inner::Coroutine(t))
+    }
+}
+
+impl std::fmt::Debug for Unparker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Inner::Coroutine(t) => write!(f, "Unparker(coroutine {})", t.header().id),
+            Inner::Thread(t) => write!(f, "Unparker(thread {:?})", t.id()),
+        }
+    }
+}
+
+/// Unparks a coroutine: enqueues it if it was parked.
+pub(crate) fn unpark_task(t: &TaskRef) {
+    if t.header().state.unpark() == state::Wake::Schedule {
+        t.header().rt.schedule(t.clone());
+    }
+}
+
+/// An [`Unparker`] for the calling coroutine, or for the calling thread if
+/// it is not a coroutine.
+pub fn unparker() -> Unparker {
+    match worker::current_task() {
+        // SAFETY: the running coroutine is alive while it runs.
+        Some(h) => Unparker::for_task(unsafe { TaskRef::from_ptr(h) }),
+        None => Unparker(Inner::Thread(std::thread::current())),
+    }
+}
+
+/// Blocks the calling coroutine (or thread) until an [`Unparker`] for it
+/// is used, or returns at once if one was used since the last park.
+///
+/// May return spuriously: call it in a loop that checks your condition.
+/// Shaped like [`std::thread::park`].
+pub fn park() {
+    park_reason(WaitReason::Park, None);
+}
+
+/// Like [`park`], but returns after `dur` at the latest.
+pub fn park_timeout(dur: Duration) {
+    park_reason(WaitReason::Park, Instant::now().checked_add(dur));
+}
+
+/// The park every blocking call in spindle goes through: records `reason`,
+/// and wakes at `deadline` if one is given.
+///
+/// In a coroutine that shutdown cancelled, this unwinds with [`Cancelled`]
+/// (outside sections marked with [`NoUnwind`]).
+pub(crate) fn park_reason(reason: WaitReason, deadline: Option<Instant>) {
+    match worker::current_task() {
+        Some(h) => park_coroutine(h, reason, deadline),
+        None => match deadline {
+            None => std::thread::park(),
+            Some(d) => {
+                let now = Instant::now();
+                if d > now {
+                    std::thread::park_timeout(d - now);
+                }
+            }
+        },
+    }
+}
+
+fn park_coroutine(hp: NonNull<Header>, reason: WaitReason, deadline: Option<Instant>) {
+    // SAFETY: the running coroutine's header is alive while it runs.
+    let h = unsafe { hp.as_ref() };
+    check_cancelled(h);
+    if h.state.take_token() {
+        return;
+    }
+    // Only this coroutine writes its generation (Relaxed load + store);
+    // timers read it to ignore themselves after a later park.
+    let generation = h.park_gen.load(std::sync::atomic::Ordering::Relaxed) + 1;
+    h.park_gen.store(generation, std::sync::atomic::Ordering::Relaxed);
+    if let Some(d) = deadline {
+        if d <= Instant::now() {
+            return;
+        }
+        let cx = worker::context().expect("a coroutine runs on a worker");
+        // SAFETY: the context of the worker running us is alive; it is
+        // used before we switch away.
+        unsafe { (*cx).add_timer(d, TaskRef::from_ptr(hp), generation) };
+    }
+    h.wait_reason.store(reason as u8, std::sync::atomic::Ordering::Relaxed);
+    suspend(h, Suspend::Park);
+    check_cancelled(h);
+}
+
+/// Switches from the running coroutine back to its worker.
+pub(crate) fn suspend(h: &Header, why: Suspend) {
+    // SAFETY: task.rs invariant 2: the yielder is set on the coroutine's
+    // first instruction and only the running coroutine reads it; it lives
+    // on this coroutine's stack, which is the one we are on.
+    unsafe {
+        let y = (*h.run.get()).yielder;
+        (*y).suspend(why);
+    }
+}
+
+/// Unwinds with [`Cancelled`] if shutdown cancelled this coroutine, unless
+/// it is inside a [`NoUnwind`] section.
+pub(crate) fn check_cancelled(h: &Header) {
+    // SAFETY: invariant 2; `no_unwind` is only touched by the coroutine.
+    if h.state.is_cancelled() && unsafe { (*h.run.get()).no_unwind } == 0 {
+        std::panic::resume_unwind(Box::new(Cancelled));
+    }
+}
+
+/// Marks a section in which shutdown must not unwind the coroutine,
+/// because unwinding would free memory that other coroutines still use
+/// (the wait at the end of a `scope`, and in `block_on`). Parks inside it
+/// behave normally; cancellation resumes at the next park after it.
+pub(crate) struct NoUnwind(Option<NonNull<Header>>);
+
+impl NoUnwind {
+    pub(crate) fn enter() -> NoUnwind {
+        let h = worker::current_task();
+        if let Some(hp) = h {
+            // SAFETY: invariant 2: only the running coroutine touches it.
+            unsafe { (*hp.as_ref().run.get()).no_unwind += 1 };
+        }
+        NoUnwind(h)
+    }
+}
+
+impl Drop for NoUnwind {
+    fn drop(&mut self) {
+        if let Some(hp) = self.0 {
+            // SAFETY: as in `enter`; a NoUnwind never leaves its coroutine
+            // (it is not Send).
+            unsafe { (*hp.as_ref().run.get()).no_unwind -= 1 };
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The M:N scheduler: workers, run queues, stealing, idle and wake-up.
+//!
+//! The protocols (submit → wake, searching → sleeping) and why they cannot
+//! lose a wake-up are written down in `README.md` beside this file.
+//!
+//! Queues, by who may touch them:
+//!
+//! | queue      | holds                                  | pushed by                 | popped by            |
+//! |------------|----------------------------------------|---------------------------|----------------------|
+//! | `ready`    | started coroutines ready to resume     | the owner worker          | the owner worker     |
+//! | `next`     | the one just woken by a local coroutine| the owner worker          | the owner worker     |
+//! | `inbox`    | started coroutines woken from elsewhere| any thread                | the owner worker     |
+//! | `fresh`    | not-yet-started coroutines (LIFO)      | the owner worker (spawn)  | owner; others steal half (FIFO end) |
+//! | `injector` | spawns from non-workers; migratables   | any thread                | any worker           |
+
+mod idle;
+mod inbox;
+pub(crate) mod worker;
+
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering, fence};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use crossbeam_deque::{Injector, Stealer};
+use crossbeam_utils::CachePadded;
+
+use crate::coroutine::task::{Header, TaskRef};
+use crate::introspect::registry::Registry;
+use crate::sys::futex;
+
+pub(crate) use idle::Idle;
+use inbox::Inbox;
+pub(crate) use worker::Context;
+
+/// A worker's futex word: awake.
+const AWAKE: u32 = 0;
+/// A worker's futex word: asleep (or about to be).
+const SLEEPING: u32 = 1;
+/// A worker's futex word: woken for its inbox, a timer or shutdown.
+const NOTIFIED: u32 = 2;
+/// A worker's futex word: woken by `notify_one` and counted as searching.
+const NOTIFIED_SEARCHING: u32 = 3;
+
+/// Runtime-wide settings the scheduler needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Config {
+    /// Number of workers.
+    pub(crate) workers: usize,
+    /// Default usable stack size of coroutines spawned on this runtime.
+    pub(crate) stack_size: usize,
+}
+
+/// The part of a worker other threads can see.
+pub(crate) struct Remote {
+    /// Remote wake-ups of started coroutines owned by this worker.
+    inbox: Inbox,
+    /// Steals from this worker's queue of new coroutines.
+    stealer: Stealer<TaskRef>,
+    /// Futex word: `AWAKE`, `SLEEPING`, `NOTIFIED`, `NOTIFIED_SEARCHING`.
+    sleep: AtomicU32,
+    /// The coroutine running now (introspection only; Relaxed).
+    pub(crate) current: AtomicPtr<Header>,
+}
+
+/// State shared by all workers of one runtime and every handle to it.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) remotes: Box<[CachePadded<Remote>]>,
+    pub(crate) injector: Injector<TaskRef>,
+    pub(crate) idle: Idle,
+    pub(crate) registry: Registry,
+    shutdown: AtomicBool,
+    /// When shutdown gives up on coroutines that do not finish.
+    pub(crate) shutdown_deadline: Mutex<Option<Instant>>,
+}
+
+impl Shared {
+    /// Builds the shared state; `stealers` come from the workers' local
+    /// queues, in worker order.
+    pub(crate) fn new(config: Config, stealers: Vec<Stealer<TaskRef>>) -> Shared {
+        let n = config.workers;
+        Shared {
+            remotes: stealers
+                .into_iter()
+                .map(|stealer| {
+                    CachePadded::new(Remote {
+                        inbox: Inbox::new(),
+                        stealer,
+                        sleep: AtomicU32::new(AWAKE),
+                        current: AtomicPtr::new(std::ptr::null_mut()),
+                    })
+                })
+                .collect(),
+            injector: Injector::new(),
+            idle: Idle::new(n),
+            registry: Registry::new(n + 1),
+            shutdown: AtomicBool::new(false),
+            shutdown_deadline: Mutex::new(None),
+            config,
+        }
+    }
+
+    /// Whether shutdown has begun.
+    pub(crate) fn is_shutdown(&self) -> bool {
+        self.shutdown.load(Ordering::Acquire)
+    }
+
+    /// Begins shutdown: no new coroutine will start; every worker is woken
+    /// to cancel its coroutines.
+    pub(crate) fn begin_shutdown(&self, deadline: Option<Instant>) {
+        *self.shutdown_deadline.lock().unwrap_or_else(|e| e.into_inner()) = deadline;
+        self.shutdown.store(true, Ordering::Release);
+        self.registry.close();
+        for i in 0..self.remotes.len() {
+            self.wake_worker(i);
+        }
+    }
+
+    /// Submits a new, not-yet-started coroutine spawned from outside this
+    /// runtime's workers.
+    pub(crate) fn submit_remote(&self, task: TaskRef) {
+        self.injector.push(task);
+        self.notify_one();
+    }
+
+    /// Enqueues a coroutine that an unpark moved `PARKED → QUEUED`.
+    ///
+    /// A non-migratable coroutine goes back to its owner worker: locally
+    /// into the `next` slot when the waker runs on that worker, otherwise
+    /// into the owner's inbox (and the owner is woken if asleep). A
+    /// migratable one goes wherever it can run soonest.
+    pub(crate) fn schedule(self: &Arc<Shared>, task: TaskRef) {
+        let h = task.header();
+        if let Some(cx) = worker::context() {
+            // SAFETY: `context()` returns the live context of this thread.
+            let cx = unsafe { &*cx };
+            if Arc::ptr_eq(&cx.shared, self) {
+                let owner = h.worker.load(Ordering::Relaxed);
+                if owner == cx.index || h.migratable {
+                    h.worker.store(cx.index, Ordering::Relaxed);
+                    cx.schedule_local(task);
+                    return;
+                }
+            }
+        }
+        if h.migratable {
+            self.injector.push(task);
+            self.notify_one();
+            return;
+        }
+        let owner = h.worker.load(Ordering::Relaxed);
+        self.remotes[owner].inbox.push(task);
+        self.wake_worker(owner);
+    }
+
+    /// Wakes worker `i` if it sleeps (it will look at its inbox).
+    ///
+    /// Pairs with the sleeping side in `Context::sleep`: the caller made
+    /// its work visible (inbox push, shutdown flag) before this SeqCst
+    /// fence; the worker stores `SLEEPING` and fences before re-checking.
+    /// One of the two sees the other.
+    pub(crate) fn wake_worker(&self, i: usize) {
+        let r = &self.remotes[i];
+        fence(Ordering::SeqCst);
+        if r.sleep.load(Ordering::Relaxed) == SLEEPING
+            && r.sleep
+                .compare_exchange(SLEEPING, NOTIFIED, Ordering::SeqCst, Ordering::Relaxed)
+                .is_ok()
+        {
+            futex::wake_one(&r.sleep);
+        }
+    }
+
+    /// New stealable work appeared (a spawn, or a migratable wake-up):
+    /// wakes one sleeping worker unless one is already searching, and
+    /// counts it as searching so a burst of spawns wakes one, not all.
+    pub(crate) fn notify_one(&self) {
+        // SeqCst fence: pairs with the fence in `Idle::end_search` /
+        // `Context::sleep`: a searcher that stops, or a worker going to
+        // sleep, re-checks the queues after its fence; we check the
+        // counters after ours. Either it sees our work or we see it.
+        fence(Ordering::SeqCst);
+        if !self.idle.should_wake() {
+            return;
+        }
+        if let Some(i) = self.idle.pop_sleeper() {
+            let r = &self.remotes[i];
+            // The worker is counted as searching on our behalf; it learns
+            // so from the word and ends the search itself.
+            if r.sleep.swap(NOTIFIED_SEARCHING, Ordering::SeqCst) == SLEEPING {
+                futex::wake_one(&r.sleep);
+            }
+        }
+    }
+
+    /// Whether any queue another worker could take from holds work, or
+    /// worker `me`'s inbox does: the re-check before sleeping.
+    fn has_visible_work(&self, me: usize) -> bool {
+        !self.injector.is_empty()
+            || self.remotes[me].inbox.has_items()
+            || self
+                .remotes
+                .iter()
+                .enumerate()
+                .any(|(i, r)| i != me && !r.stealer.is_empty())
+    }
+}

@@ -1,0 +1,469 @@
+//! One worker: an OS thread that runs coroutines.
+//!
+//! The worker owns a [`Context`], reachable from the coroutines it runs
+//! through a thread-local pointer. Only this thread touches the context's
+//! `RefCell`s and `Cell`s; no borrow of them is held across a switch into
+//! a coroutine (the coroutine's own runtime calls borrow them too).
+//!
+//! The loop, in order of preference at each step ("tick"):
+//!
+//! 1. every 61st tick: the global injector first (fairness, as in Go), and
+//!    due timers;
+//! 2. the inbox, drained into `ready`, when its flag is set;
+//! 3. the `next` slot, at most 3 times in a row (so two coroutines waking
+//!    each other cannot starve the rest);
+//! 4. `ready` and `fresh`, alternating which goes first, so neither started
+//!    nor new coroutines starve;
+//! 5. the injector and due timers; then search (steal) and sleep.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::ptr::{self, NonNull};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use corosensei::CoroutineResult;
+use crossbeam_deque::{Steal, Worker as Deque};
+
+use super::{AWAKE, NOTIFIED_SEARCHING, SLEEPING, Shared};
+use crate::clock;
+use crate::coroutine::task::{self, Header, RawCo, Suspend, TaskRef};
+use crate::park::state::{DONE, NEW, PARKED, QUEUED, State};
+use crate::stack::{self, LocalPool};
+use crate::sys::futex;
+use crate::time::heap::TimerHeap;
+
+/// How often (in ticks) the injector and timers are checked first.
+const GLOBAL_INTERVAL: u32 = 61;
+/// How many times in a row the `next` slot may be taken.
+const MAX_NEXT_STREAK: u32 = 3;
+
+/// A pending timed park.
+pub(crate) struct Timer {
+    task: TaskRef,
+    generation: u64,
+}
+
+/// A worker's own state.
+pub(crate) struct Context {
+    /// The runtime.
+    pub(crate) shared: Arc<Shared>,
+    /// This worker's index.
+    pub(crate) index: usize,
+    /// The coroutine running now, or null.
+    pub(crate) current: Cell<*const Header>,
+    ready: RefCell<VecDeque<TaskRef>>,
+    next: Cell<Option<TaskRef>>,
+    fresh: Deque<TaskRef>,
+    timers: RefCell<TimerHeap<Timer>>,
+    pool: RefCell<LocalPool>,
+    tick: Cell<u32>,
+    next_streak: Cell<u32>,
+    /// Spare vector the inbox is drained into.
+    spare: RefCell<Vec<TaskRef>>,
+}
+
+thread_local! {
+    static CONTEXT: Cell<*const Context> = const { Cell::new(ptr::null()) };
+}
+
+/// The context of the worker running on this thread, if any.
+///
+/// Not inlined, on purpose (DESIGN.md, "Soundness"): a migratable coroutine
+/// may resume on another thread, and an inlined thread-local access could
+/// let the compiler reuse the old thread's address after a switch.
+#[inline(never)]
+pub(crate) fn context() -> Option<*const Context> {
+    let p = CONTEXT.with(|c| c.get());
+    if p.is_null() { None } else { Some(p) }
+}
+
+/// The coroutine running on this thread, if any.
+#[inline(never)]
+pub(crate) fn current_task() -> Option<NonNull<Header>> {
+    let p = CONTEXT.with(|c| c.get());
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: a non-null CONTEXT points at the live context of this
+    // thread's worker loop (set in `run`, cleared before it returns).
+    NonNull::new(unsafe { (*p).current.get() }.cast_mut())
+}
+
+impl Context {
+    /// A context for worker `index`, with its local queue of new
+    /// coroutines (whose stealer is already in `shared`).
+    pub(crate) fn new(shared: Arc<Shared>, index: usize, fresh: Deque<TaskRef>) -> Context {
+        Context {
+            shared,
+            index,
+            current: Cell::new(ptr::null()),
+            ready: RefCell::new(VecDeque::with_capacity(256)),
+            next: Cell::new(None),
+            fresh,
+            timers: RefCell::new(TimerHeap::new()),
+            pool: RefCell::new(LocalPool::new()),
+            tick: Cell::new(0),
+            next_streak: Cell::new(0),
+            spare: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Pushes a new coroutine spawned on this worker.
+    pub(crate) fn push_new(&self, task: TaskRef) {
+        self.fresh.push(task);
+        if self.shared.remotes.len() > 1 {
+            self.shared.notify_one();
+        }
+    }
+
+    /// Enqueues a coroutine woken by a coroutine of this worker: into the
+    /// `next` slot, the previous occupant going to the back of `ready`.
+    pub(crate) fn schedule_local(&self, task: TaskRef) {
+        if let Some(prev) = self.next.replace(Some(task)) {
+            self.ready.borrow_mut().push_back(prev);
+        }
+    }
+
+    /// Registers a timer that unparks `task` at `deadline` unless it parked
+    /// again since (its generation moved on).
+    pub(crate) fn add_timer(&self, deadline: Instant, task: TaskRef, generation: u64) {
+        self.timers
+            .borrow_mut()
+            .push(deadline, Timer { task, generation });
+    }
+
+    /// The worker thread's main function.
+    pub(crate) fn run(&self) {
+        CONTEXT.with(|c| c.set(self));
+        while !self.shared.is_shutdown() {
+            if let Some(task) = self.next_task() {
+                self.run_task(task);
+            } else {
+                self.idle();
+            }
+        }
+        self.shutdown();
+        CONTEXT.with(|c| c.set(ptr::null()));
+    }
+
+    fn next_task(&self) -> Option<TaskRef> {
+        let tick = self.tick.get().wrapping_add(1);
+        self.tick.set(tick);
+        if tick % GLOBAL_INTERVAL == 0 {
+            if let Some(t) = self.pop_injector() {
+                return Some(t);
+            }
+            self.fire_timers();
+        }
+        let remote = &self.shared.remotes[self.index];
+        if remote.inbox.has_items() {
+            let mut spare = self.spare.borrow_mut();
+            remote.inbox.drain_into(&mut spare);
+            self.ready.borrow_mut().extend(spare.drain(..));
+        }
+        let streak = self.next_streak.get();
+        if let Some(t) = self.next.take() {
+            if streak < MAX_NEXT_STREAK {
+                self.next_streak.set(streak + 1);
+                return Some(t);
+            }
+            self.ready.borrow_mut().push_back(t);
+        }
+        self.next_streak.set(0);
+        let local = if tick & 1 == 0 {
+            self.ready.borrow_mut().pop_front().or_else(|| self.fresh.pop())
+        } else {
+            self.fresh.pop().or_else(|| self.ready.borrow_mut().pop_front())
+        };
+        if local.is_some() {
+            return local;
+        }
+        if let Some(t) = self.pop_injector() {
+            return Some(t);
+        }
+        if self.fire_timers() {
+            return self.next.take().or_else(|| self.ready.borrow_mut().pop_front());
+        }
+        None
+    }
+
+    fn pop_injector(&self) -> Option<TaskRef> {
+        loop {
+            match self.shared.injector.steal_batch_and_pop(&self.fresh) {
+                Steal::Success(t) => return Some(t),
+                Steal::Empty => return None,
+                Steal::Retry => continue,
+            }
+        }
+    }
+
+    /// Unparks every coroutine whose timer is due; returns whether any was.
+    fn fire_timers(&self) -> bool {
+        let mut timers = self.timers.borrow_mut();
+        if timers.is_empty() {
+            return false;
+        }
+        let now = Instant::now();
+        let mut fired = false;
+        while let Some((_, t)) = timers.pop_expired(now) {
+            let h = t.task.header();
+            if h.park_gen.load(Ordering::Relaxed) == t.generation {
+                fired = true;
+                crate::park::unpark_task(&t.task);
+            }
+        }
+        fired
+    }
+
+    /// Resumes (or starts) one coroutine until it yields, parks or ends.
+    fn run_task(&self, task: TaskRef) {
+        let h = task.header();
+        match State::lifecycle(h.state.load_relaxed()) {
+            NEW => {
+                if self.shared.is_shutdown() {
+                    task.cancel_unstarted();
+                    return;
+                }
+                if !self.start(&task) {
+                    return;
+                }
+            }
+            QUEUED => h.state.resume_queued(),
+            DONE => return,
+            PARKED => unreachable!("a parked coroutine was queued"),
+            _ => {}
+        }
+        self.resume(task);
+    }
+
+    /// Gives a new coroutine its stack; returns false if it cannot run.
+    fn start(&self, task: &TaskRef) -> bool {
+        let h = task.header();
+        if !h.state.start() {
+            return false; // cancelled by shutdown meanwhile
+        }
+        let hp = task.as_ptr();
+        // SAFETY: we won the NEW → RUNNING claim: this worker alone owns
+        // the run state now (task.rs invariant 2).
+        let run = unsafe { &mut *h.run.get() };
+        let reservation = run.reservation.take().expect("new coroutine without a stack reservation");
+        let stack = match self.pool.borrow_mut().take(reservation) {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail_start(task, e);
+                return false;
+            }
+        };
+        h.worker.store(self.index, Ordering::Relaxed);
+        h.guard.attach(&stack);
+        run.co = Some(RawCo::with_stack(stack, move |y, ()| {
+            // SAFETY: the worker holds a TaskRef while it resumes us, so the
+            // header is alive; this runs once, on our own stack.
+            unsafe {
+                (*hp.as_ref().run.get()).yielder = y;
+                task::run_body(hp);
+                crate::coroutine::local::destroy_current(hp);
+            }
+        }));
+        true
+    }
+
+    #[cold]
+    fn fail_start(&self, task: &TaskRef, e: std::io::Error) {
+        let h = task.header();
+        eprintln!("spindle: coroutine {} could not start: {e}", h.id);
+        // Completes through the cancel path, with the error as the payload
+        // (the task is RUNNING, so cancel_unstarted would refuse).
+        crate::coroutine::fail_unstarted(task, e);
+    }
+
+    fn resume(&self, task: TaskRef) {
+        let h = task.header();
+        let hp: *const Header = h;
+        self.current.set(hp);
+        let remote = &self.shared.remotes[self.index];
+        remote.current.store(hp.cast_mut(), Ordering::Relaxed);
+        // SAFETY: task.rs invariant 2: this worker runs the coroutine; we
+        // take raw pointers to disjoint fields so the coroutine's own
+        // accesses to `run` (yielder, locals) do not alias a `&mut`.
+        let co = unsafe { ptr::addr_of_mut!((*h.run.get()).co) };
+        // SAFETY: the guard info lives in the header, which `task` keeps
+        // alive until the matching `set_current(null)` below.
+        unsafe { stack::set_current(&h.guard) };
+        h.scheduled
+            .store(h.scheduled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        let t0 = clock::ticks();
+        // SAFETY: as above; `co` is Some for a started coroutine.
+        let result = unsafe { (*co).as_mut().expect("resumed coroutine has no stack").resume(()) };
+        let t1 = clock::ticks();
+        h.run_ticks.store(
+            h.run_ticks.load(Ordering::Relaxed) + t1.wrapping_sub(t0),
+            Ordering::Relaxed,
+        );
+        // SAFETY: null is always allowed.
+        unsafe { stack::set_current(ptr::null()) };
+        remote.current.store(ptr::null_mut(), Ordering::Relaxed);
+        self.current.set(ptr::null());
+        match result {
+            CoroutineResult::Yield(Suspend::Yield) => self.ready.borrow_mut().push_back(task),
+            CoroutineResult::Yield(Suspend::Park) => {
+                if !h.state.commit_park() {
+                    // A token arrived while it was switching out.
+                    self.ready.borrow_mut().push_front(task);
+                }
+                // Otherwise the coroutine is PARKED and whoever unparks it
+                // holds the reference that brings it back.
+            }
+            CoroutineResult::Return(()) => {
+                // SAFETY: invariant 2; the coroutine has returned, so
+                // nothing on its stack is live.
+                let co = unsafe { (*co).take() }.expect("finished coroutine vanished");
+                self.pool.borrow_mut().give(co.into_stack());
+                task.finish();
+            }
+        }
+    }
+
+    /// No local work: steal if allowed to search, else sleep until woken.
+    fn idle(&self) {
+        if self.shared.idle.try_begin_search() && self.search_and_run() {
+            return;
+        }
+        self.sleep();
+    }
+
+    /// Searches (already counted as a searcher) and runs what it finds;
+    /// returns whether it found anything.
+    fn search_and_run(&self) -> bool {
+        let found = self.steal();
+        let last = self.shared.idle.end_search();
+        match found {
+            Some(t) => {
+                if last {
+                    // Go's resetspinning: there may be more; keep one looking.
+                    self.shared.notify_one();
+                }
+                self.run_task(t);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Steals half of another worker's new coroutines, or from the injector.
+    fn steal(&self) -> Option<TaskRef> {
+        let remotes = &self.shared.remotes;
+        let n = remotes.len();
+        let start = (self.tick.get() as usize).wrapping_mul(0x9E37_79B9) % n.max(1);
+        for k in 0..n {
+            let i = (start + k) % n;
+            if i == self.index {
+                continue;
+            }
+            loop {
+                match remotes[i].stealer.steal_batch_and_pop(&self.fresh) {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Empty => break,
+                    Steal::Retry => continue,
+                }
+            }
+        }
+        self.pop_injector()
+    }
+
+    /// Sleeps on the futex until woken or until the next timer is due.
+    fn sleep(&self) {
+        let shared = &self.shared;
+        let remote = &shared.remotes[self.index];
+        // Publish SLEEPING, register, then re-check (README, protocol 2).
+        remote.sleep.store(SLEEPING, Ordering::SeqCst);
+        shared.idle.add_sleeper(self.index);
+        std::sync::atomic::fence(Ordering::SeqCst);
+        let timeout = self.timers.borrow().peek_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+        let must_stay = shared.is_shutdown()
+            || shared.has_visible_work(self.index)
+            || timeout == Some(Duration::ZERO);
+        if !must_stay {
+            futex::wait(&remote.sleep, SLEEPING, timeout);
+        }
+        let word = remote.sleep.swap(AWAKE, Ordering::SeqCst);
+        if word == NOTIFIED_SEARCHING {
+            // `notify_one` took us off the list and counted us as searching.
+            self.search_and_run();
+        } else {
+            shared.idle.remove_sleeper(self.index);
+        }
+        self.fire_timers();
+    }
+
+    /// Shutdown: cancel everything this worker owns and run the
+    /// cancelled coroutines until they have unwound (README, "Shutdown").
+    fn shutdown(&self) {
+        let deadline = *self.shared.shutdown_deadline.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            // New coroutines never start once shutdown began.
+            while let Some(t) = self.fresh.pop() {
+                self.drop_queued(t);
+            }
+            while let Some(t) = self.pop_injector() {
+                self.drop_queued(t);
+            }
+            for t in self.shared.registry.owned_by(self.index) {
+                if t.header().state.cancel() == crate::park::state::Wake::Schedule {
+                    self.schedule_local(t);
+                }
+            }
+            while let Some(t) = self.next_task() {
+                self.run_task(t);
+            }
+            if self.shared.registry.owned_by(self.index).is_empty() {
+                break;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                break;
+            }
+            // Wait for wake-ups from other workers' unwinding coroutines.
+            let remote = &self.shared.remotes[self.index];
+            remote.sleep.store(SLEEPING, Ordering::SeqCst);
+            std::sync::atomic::fence(Ordering::SeqCst);
+            if !remote.inbox.has_items() {
+                let until_timer = self.timers.borrow().peek_deadline();
+                let wake_at = match (until_timer, deadline) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
+                let timeout = wake_at
+                    .map(|d| d.saturating_duration_since(Instant::now()))
+                    .unwrap_or(Duration::from_millis(100));
+                futex::wait(&remote.sleep, SLEEPING, Some(timeout));
+            }
+            remote.sleep.store(AWAKE, Ordering::SeqCst);
+            self.fire_timers();
+        }
+    }
+
+    /// A task dequeued during shutdown: never start a new one; a woken
+    /// migratable one is adopted and run so it can unwind.
+    fn drop_queued(&self, t: TaskRef) {
+        let h = t.header();
+        if State::lifecycle(h.state.load_relaxed()) == NEW {
+            t.cancel_unstarted();
+        } else if State::lifecycle(h.state.load_relaxed()) != DONE {
+            h.worker.store(self.index, Ordering::Relaxed);
+            self.ready.borrow_mut().push_back(t);
+        }
+    }
+}
+
+impl Drop for Context {
+    fn drop(&mut self) {
+        // Queues may still hold references (e.g. a timer of a coroutine
+        // that was leaked because it would not finish); dropping them here
+        // only decrements counts, it never unwinds a coroutine elsewhere.
+        while let Some(t) = self.fresh.pop() {
+            t.cancel_unstarted();
+        }
+    }
+}

@@ -1,0 +1,391 @@
+//! The stack overflow report: a SIGSEGV/SIGBUS handler that recognises a
+//! fault in the guard page of the coroutine running on this thread, names
+//! the coroutine, and aborts.
+//!
+//! ```text
+//!  worker thread                         kernel
+//!  set_current(&header.guard)
+//!  resume ──► coroutine recurses ──► touches its guard page ──► SIGSEGV
+//!                                                                 │
+//!  handler, on this thread's AltStack (the coroutine stack is full)◄┘
+//!    si_addr in CURRENT's guard range?  yes: write(2) the report, abort()
+//!                                        no: chain to the previous handler
+//!  set_current(null) after the coroutine suspends
+//! ```
+//!
+//! # Invariants the unsafe code relies on
+//!
+//! - `CURRENT` is null or points to a [`GuardInfo`] that stays valid, and is
+//!   not mutated except through its atomics, until `set_current` replaces
+//!   it (the contract of the unsafe [`set_current`]).
+//! - `PREV[i]` is written once, before our handler is installed for that
+//!   signal, and only read afterwards.
+//! - The handler calls only async-signal-safe functions (`write`,
+//!   `sigaction`, `abort`, the previous handler), allocates nothing, takes no
+//!   lock and formats integers by hand.
+//! - An [`AltStack`] is used only on the thread that installed it and is
+//!   uninstalled (and the previous one restored) before it is unmapped.
+
+use std::cell::Cell;
+use std::io;
+use std::marker::PhantomData;
+use std::panic::Location;
+use std::ptr::{self, NonNull};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Once, OnceLock};
+
+use super::sys;
+
+/// What the overflow report says about the coroutine running on a thread.
+/// It lives in the coroutine's heap header, so it stays valid while the
+/// coroutine runs. The guard range is attached when the coroutine gets its
+/// stack (at its first run), hence the atomics: the runtime can set it
+/// through a shared reference.
+#[repr(C)]
+pub(crate) struct GuardInfo {
+    /// Start of the guard page, 0 while no stack is attached.
+    guard_start: AtomicUsize,
+    /// End of the guard page (exclusive).
+    guard_end: AtomicUsize,
+    /// Usable stack size in bytes.
+    stack_size: AtomicUsize,
+    /// The coroutine's id.
+    pub(crate) id: u64,
+    /// The coroutine's name, if it has one.
+    pub(crate) name: Option<Box<str>>,
+    /// Where the coroutine was spawned.
+    pub(crate) location: &'static Location<'static>,
+}
+
+impl GuardInfo {
+    /// Describes coroutine `id`; no stack is attached yet.
+    pub(crate) fn new(
+        id: u64,
+        name: Option<Box<str>>,
+        location: &'static Location<'static>,
+    ) -> Self {
+        GuardInfo {
+            guard_start: AtomicUsize::new(0),
+            guard_end: AtomicUsize::new(0),
+            stack_size: AtomicUsize::new(0),
+            id,
+            name,
+            location,
+        }
+    }
+
+    /// Records the guard page and size of the stack the coroutine runs on.
+    /// Call it before the first `set_current` with this info.
+    pub(crate) fn attach(&self, stack: &super::Stack) {
+        let (start, end) = stack.guard_range();
+        // Relaxed: the handler reads these on this same thread, after
+        // `set_current` and the resume, which are ordered after the stores.
+        self.guard_start.store(start, Ordering::Relaxed);
+        self.guard_end.store(end, Ordering::Relaxed);
+        self.stack_size
+            .store(stack.usable_size(), Ordering::Relaxed);
+    }
+
+    /// `[start, end)` of the attached guard page; `(0, 0)` if none.
+    pub(crate) fn guard_range(&self) -> (usize, usize) {
+        (
+            self.guard_start.load(Ordering::Relaxed),
+            self.guard_end.load(Ordering::Relaxed),
+        )
+    }
+}
+
+std::thread_local! {
+    /// The guard info of the coroutine running on this thread, or null.
+    /// Const-initialised and without destructor: a plain TLS slot, cheap to
+    /// set and safe to read from a signal handler.
+    static CURRENT: Cell<*const GuardInfo> = const { Cell::new(ptr::null()) };
+}
+
+/// Tells the overflow handler which coroutine runs on this thread: call it
+/// with the coroutine's info right before resuming it and with null right
+/// after it suspends or returns. Costs one thread-local store.
+///
+/// # Safety
+///
+/// `info` must be null, or point to a `GuardInfo` that stays valid and is
+/// not mutated (other than through [`GuardInfo::attach`]) until the next
+/// `set_current` call on this thread.
+pub(crate) unsafe fn set_current(info: *const GuardInfo) {
+    CURRENT.set(info);
+}
+
+/// The signals handled: a guard page access raises SIGSEGV; SIGBUS is
+/// handled the same way for architectures and kernels that raise it.
+const SIGNALS: [libc::c_int; 2] = [libc::SIGSEGV, libc::SIGBUS];
+
+/// The handlers installed before ours, one per entry of [`SIGNALS`].
+static PREV: [OnceLock<libc::sigaction>; 2] = [OnceLock::new(), OnceLock::new()];
+
+/// Installs the process-wide SIGSEGV and SIGBUS handler, once (later calls
+/// do nothing). Faults that are not a spindle guard page go to the handler
+/// that was installed before (Rust's own, which reports main-thread and
+/// thread stack overflows, or the default action).
+pub(crate) fn install_handler() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for (i, &sig) in SIGNALS.iter().enumerate() {
+            // SAFETY: an all-zero sigaction is a valid value (SIG_DFL, no
+            // flags, empty mask).
+            let mut old: libc::sigaction = unsafe { std::mem::zeroed() };
+            // SAFETY: querying only (null new action); `old` is writable.
+            if unsafe { libc::sigaction(sig, ptr::null(), &mut old) } != 0 {
+                continue; // cannot happen for these signals; leave them alone
+            }
+            // Written before our handler can run (invariant 2).
+            let _ = PREV[i].set(old);
+            // SAFETY: as above.
+            let mut new: libc::sigaction = unsafe { std::mem::zeroed() };
+            new.sa_sigaction = handler as *const () as libc::sighandler_t;
+            new.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            // SAFETY: `new.sa_mask` is a valid sigset to clear.
+            unsafe { libc::sigemptyset(&mut new.sa_mask) };
+            // SAFETY: `handler` has the SA_SIGINFO signature and is
+            // async-signal-safe (invariant 3).
+            unsafe { libc::sigaction(sig, &new, ptr::null_mut()) };
+        }
+    });
+}
+
+/// The SIGSEGV/SIGBUS handler.
+extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
+    // Cannot fail: the key is const-initialised and has no destructor.
+    let current = CURRENT.get();
+    // A positive si_code: a real fault, not a signal sent by kill/raise.
+    if code > 0 && !current.is_null() {
+        // SAFETY: non-null CURRENT points to a live GuardInfo (invariant 1).
+        let g = unsafe { &*current };
+        let (start, end) = g.guard_range();
+        if start <= addr && addr < end {
+            report(g);
+            // SAFETY: abort is async-signal-safe and never returns.
+            unsafe { libc::abort() };
+        }
+    }
+    let i = usize::from(sig != libc::SIGSEGV);
+    // SAFETY: forwarding the kernel's arguments for the same signal.
+    unsafe { chain(sig, info, ctx, PREV[i].get()) };
+}
+
+/// Hands a fault that is not ours to the handler installed before ours.
+///
+/// # Safety
+///
+/// Must be called from the handler of `sig`, with the kernel's arguments.
+unsafe fn chain(
+    sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+    prev: Option<&libc::sigaction>,
+) {
+    let action = prev.map_or(libc::SIG_DFL, |p| p.sa_sigaction);
+    if action == libc::SIG_DFL || action == libc::SIG_IGN {
+        // Restore the default action and return: the faulting instruction
+        // runs again and the fault now kills the process with `sig`.
+        // SAFETY: an all-zero sigaction is SIG_DFL with no flags.
+        let dfl: libc::sigaction = unsafe { std::mem::zeroed() };
+        // SAFETY: sigaction is async-signal-safe.
+        unsafe { libc::sigaction(sig, &dfl, ptr::null_mut()) };
+    } else if prev.is_some_and(|p| p.sa_flags & libc::SA_SIGINFO != 0) {
+        // SAFETY: with SA_SIGINFO the previous handler has this signature.
+        let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+            unsafe { std::mem::transmute(action) };
+        f(sig, info, ctx);
+    } else {
+        // SAFETY: without SA_SIGINFO the previous handler takes the signal.
+        let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(action) };
+        f(sig);
+    }
+}
+
+/// Writes the overflow report for `g` to stderr, async-signal-safely.
+fn report(g: &GuardInfo) {
+    let mut w = Writer::new();
+    w.str("\nspindle: coroutine ");
+    w.u64(g.id);
+    if let Some(name) = &g.name {
+        w.str(" \"");
+        w.str(name);
+        w.str("\"");
+    }
+    w.str(" (spawned at ");
+    w.str(g.location.file());
+    w.str(":");
+    w.u64(g.location.line().into());
+    w.str(":");
+    w.u64(g.location.column().into());
+    w.str(") overflowed its stack of ");
+    w.u64(g.stack_size.load(Ordering::Relaxed) as u64);
+    w.str(" bytes.\nspindle: raise it for this coroutine with Builder::stack_size, ");
+    w.str("or for all with SPINDLE_STACK_SIZE=<bytes>.\n");
+    w.flush();
+}
+
+/// A fixed buffer in front of `write(2)` on stderr: no allocation, no lock.
+struct Writer {
+    /// Bytes not yet written.
+    buf: [u8; 256],
+    /// How many of `buf` are used.
+    len: usize,
+}
+
+impl Writer {
+    /// An empty buffer.
+    fn new() -> Self {
+        Writer {
+            buf: [0; 256],
+            len: 0,
+        }
+    }
+
+    /// Appends `s`, writing out whenever the buffer fills.
+    fn str(&mut self, s: &str) {
+        self.bytes(s.as_bytes());
+    }
+
+    /// Appends raw bytes, writing out whenever the buffer fills.
+    fn bytes(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            if self.len == self.buf.len() {
+                self.flush();
+            }
+            self.buf[self.len] = b;
+            self.len += 1;
+        }
+    }
+
+    /// Appends `n` in decimal.
+    fn u64(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        loop {
+            i -= 1;
+            digits[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.bytes(&digits[i..]);
+    }
+
+    /// Writes the buffer to fd 2, retrying on EINTR and partial writes.
+    fn flush(&mut self) {
+        let mut at = 0;
+        while at < self.len {
+            let rest = &self.buf[at..self.len];
+            // SAFETY: `rest` is a valid, initialised byte slice.
+            let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+            if n > 0 {
+                at += n as usize;
+            } else if n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            } else {
+                break; // stderr is gone; nothing more to do
+            }
+        }
+        self.len = 0;
+    }
+}
+
+/// The usable size of an [`AltStack`]: the handler needs little, but the
+/// handler it chains to (Rust's) formats a message.
+const ALT_STACK_SIZE: usize = 64 << 10;
+
+/// The auxiliary vector entry with the kernel's minimum signal stack size
+/// (grows with the CPU's vector registers; not in the libc crate).
+const AT_MINSIGSTKSZ: libc::c_ulong = 51;
+
+/// A per-worker alternate signal stack: the overflow handler runs on it,
+/// since the overflowed stack has no room left. Installed on the current
+/// thread by [`AltStack::install`]; dropping it restores the thread's
+/// previous alternate stack and unmaps it. Not `Send`: it belongs to the
+/// thread that installed it and must be dropped there.
+pub(crate) struct AltStack {
+    /// Start of the mapping (the guard page).
+    map: NonNull<u8>,
+    /// Length of the mapping (guard page included).
+    len: usize,
+    /// The thread's alternate stack before ours.
+    prev: libc::stack_t,
+    /// Ties the value to its thread.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl AltStack {
+    /// Maps an alternate signal stack (64 KiB, or the system minimum if
+    /// larger, plus a guard page) and installs it on the current thread.
+    pub(crate) fn install() -> io::Result<AltStack> {
+        let page = sys::page_size();
+        // SAFETY: getauxval has no preconditions; 0 means "not provided".
+        let min = unsafe { libc::getauxval(AT_MINSIGSTKSZ) } as usize;
+        let size = ALT_STACK_SIZE
+            .max(min.saturating_mul(4))
+            .max(libc::SIGSTKSZ)
+            .next_multiple_of(page);
+        let len = size + page;
+        let map = sys::map(len).map_err(|e| sys::map_error(e, size))?;
+        // SAFETY: the first page of the fresh mapping holds nothing.
+        if let Err(e) = unsafe { sys::install_guard(map.as_ptr(), page) } {
+            // SAFETY: the mapping is ours and unused.
+            unsafe { sys::unmap(map.as_ptr(), len) };
+            return Err(sys::guard_error(e, size));
+        }
+        let new = libc::stack_t {
+            // SAFETY: `page < len`, so this stays inside the mapping.
+            ss_sp: unsafe { map.as_ptr().add(page) }.cast(),
+            ss_flags: 0,
+            ss_size: size,
+        };
+        // SAFETY: an all-zero stack_t is a valid value to overwrite.
+        let mut prev: libc::stack_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `new` describes writable memory we own for as long as it
+        // stays installed (until Drop); `prev` is writable.
+        if unsafe { libc::sigaltstack(&new, &mut prev) } != 0 {
+            let err = io::Error::last_os_error();
+            // SAFETY: the mapping was not installed, so nothing uses it.
+            unsafe { sys::unmap(map.as_ptr(), len) };
+            return Err(err);
+        }
+        Ok(AltStack {
+            map,
+            len,
+            prev,
+            _not_send: PhantomData,
+        })
+    }
+}
+
+impl Drop for AltStack {
+    fn drop(&mut self) {
+        let mut prev = self.prev;
+        if prev.ss_flags & libc::SS_DISABLE != 0 {
+            prev = libc::stack_t {
+                ss_sp: ptr::null_mut(),
+                ss_flags: libc::SS_DISABLE,
+                ss_size: 0,
+            };
+        }
+        // SAFETY: we are on the installing thread (AltStack is !Send) and not
+        // running on the alternate stack (a handler never drops it); `prev`
+        // is what the thread had before, still owned by whoever installed it.
+        if unsafe { libc::sigaltstack(&prev, ptr::null_mut()) } == 0 {
+            // SAFETY: the mapping is no longer the thread's alternate stack.
+            unsafe { sys::unmap(self.map.as_ptr(), self.len) };
+        }
+        // Otherwise leak the mapping: it may still be installed.
+    }
+}
+
+impl std::fmt::Debug for AltStack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AltStack").field("len", &self.len).finish()
+    }
+}

@@ -1,0 +1,152 @@
+//! The per-worker cache of free stacks.
+//!
+//! Each worker owns one [`LocalPool`] and touches it only from its own
+//! thread, so the hot path (a finished coroutine's stack going back, the
+//! next coroutine taking it) is a `Vec` push and pop, with no lock and no
+//! shared cache line but the class's claim counter. The cache is LIFO: the
+//! stack freed last has the most pages committed and in cache.
+//!
+//! ```text
+//!  take(r):  cache ──► global free list (refill a batch) ──► carve a slot
+//!  give(s):  cache (up to CACHE_MAX) ──► overflow half to the global list
+//! ```
+//!
+//! The cache holds only stacks of one size class (the default one); other
+//! sizes go straight to and from their class's global free list.
+//!
+//! Invariants the unsafe code relies on: none beyond `stack`'s; this file
+//! has no unsafe code. A cached stack is owned by the pool like any `Stack`
+//! value, and the pool gives every one back to the global list on drop.
+
+use std::io;
+
+use super::region::{self, Class};
+use super::{Reservation, Stack};
+
+/// Stacks a worker keeps before handing some to the global free list.
+const CACHE_MAX: usize = 128;
+/// Stacks moved at once between a worker's cache and the global free list,
+/// so that a worker that frees what another spawns takes the global lock
+/// once per batch rather than once per stack.
+const BATCH: usize = 32;
+
+/// A per-worker cache of free stacks of one size (the default one).
+/// Not shared: a worker owns one. `Send`, so it can be built on one thread
+/// and moved to the worker's.
+pub(crate) struct LocalPool {
+    /// The class whose stacks are cached.
+    class: &'static Class,
+    /// Free stacks, the most recently freed last.
+    cache: Vec<Stack>,
+}
+
+impl LocalPool {
+    /// A pool caching stacks of [`super::default_stack_size`].
+    pub(crate) fn new() -> Self {
+        Self::with_class(region::default_class())
+    }
+
+    /// A pool caching stacks of `size` (normalized) instead of the
+    /// default size, for a runtime configured with another default.
+    pub(crate) fn with_size(size: usize) -> io::Result<Self> {
+        Ok(Self::with_class(region::class_for(super::normalize_size(
+            size,
+        ))?))
+    }
+
+    /// A pool caching stacks of `class`.
+    fn with_class(class: &'static Class) -> Self {
+        LocalPool {
+            class,
+            cache: Vec::with_capacity(CACHE_MAX),
+        }
+    }
+
+    /// The usable size of the stacks this pool caches.
+    pub(crate) fn cached_size(&self) -> usize {
+        self.class.size()
+    }
+
+    /// The number of stacks in this worker's cache.
+    pub(crate) fn cached(&self) -> usize {
+        self.cache.len()
+    }
+
+    /// Turns a reservation into a stack: this worker's cache first (LIFO,
+    /// hot), then the global free list (taking a batch for the cache), then
+    /// a fresh slot. Never maps memory.
+    ///
+    /// Fails only if the reservation cannot be honoured, which the
+    /// accounting rules out (an internal error, reported rather than
+    /// panicking).
+    pub(crate) fn take(&mut self, r: Reservation) -> io::Result<Stack> {
+        let class = r.class;
+        if std::ptr::eq(class, self.class) {
+            if let Some(s) = self.cache.pop() {
+                // The claim was not needed: a cached stack is outside the
+                // count (`region.rs`), so dropping `r` un-claims it.
+                drop(r);
+                return Ok(s);
+            }
+        }
+        // The claim is spent on the slot taken below.
+        std::mem::forget(r);
+        let extra = if std::ptr::eq(class, self.class) {
+            BATCH.min(CACHE_MAX - self.cache.len())
+        } else {
+            0
+        };
+        // Refilled stacks come out oldest first; the cache's top stays the
+        // most recently freed one.
+        class.take_claimed(extra, &mut self.cache).ok_or_else(|| {
+            io::Error::other(format!(
+                "spindle: internal error: a reserved {} stack found no free or unused slot \
+                 (stack accounting is broken; please report this bug)",
+                super::sys::human(class.size() as u64)
+            ))
+        })
+    }
+
+    /// Returns a stack after its coroutine finished; its pages stay
+    /// committed for the next coroutine. Stacks of another size, and the
+    /// colder half of a full cache, go to their global free list.
+    pub(crate) fn give(&mut self, s: Stack) {
+        if !std::ptr::eq(s.class, self.class) {
+            drop(s); // `Stack::drop` returns it to its class's free list.
+            return;
+        }
+        if self.cache.len() == CACHE_MAX {
+            self.spill(CACHE_MAX / 2);
+        }
+        self.cache.push(s);
+    }
+
+    /// Moves the `n` coldest cached stacks to the global free list.
+    fn spill(&mut self, n: usize) {
+        let n = n.min(self.cache.len());
+        let bases = self.cache.drain(..n).map(|s| s.into_raw().0);
+        self.class.release(bases);
+    }
+}
+
+impl Default for LocalPool {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for LocalPool {
+    /// Gives every cached stack back to the global free list.
+    fn drop(&mut self) {
+        self.spill(self.cache.len());
+    }
+}
+
+impl std::fmt::Debug for LocalPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalPool")
+            .field("size", &self.class.size())
+            .field("cached", &self.cache.len())
+            .finish()
+    }
+}

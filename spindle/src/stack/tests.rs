@@ -1,0 +1,276 @@
+//! Unit tests of the stack pool: sizes, reuse, accounting, maps, and
+//! running a corosensei coroutine on a pooled stack.
+//!
+//! Each test that asserts exact counts uses a size class of its own (an odd
+//! size no other test uses), because tests run in parallel and share the
+//! process-wide classes.
+
+use std::sync::Barrier;
+
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+
+use super::sys::{GuardMode, guard_mode};
+use super::*;
+
+/// The statistics of the class of `size` (normalized), if it exists yet.
+fn class_stats(size: usize) -> Option<ClassStats> {
+    let size = normalize_size(size);
+    stats().into_iter().find(|c| c.size == size)
+}
+
+/// Reserves and takes one stack of `size` through `pool`.
+fn take(pool: &mut LocalPool, size: usize) -> Stack {
+    let r = reserve(size).expect("reserve");
+    pool.take(r).expect("take")
+}
+
+/// Writes to every page of a stack's usable range and reads it back.
+fn touch(s: &Stack, tag: u8) {
+    let page = sys::page_size();
+    let base = corosensei::stack::Stack::base(s).get();
+    let bottom = base - s.usable_size();
+    for addr in (bottom..base).step_by(page) {
+        // SAFETY: `addr` is inside the usable range this test owns.
+        unsafe { std::ptr::write_volatile(addr as *mut u8, tag) };
+    }
+    for addr in (bottom..base).step_by(page) {
+        // SAFETY: as above.
+        assert_eq!(unsafe { std::ptr::read_volatile(addr as *const u8) }, tag);
+    }
+}
+
+#[test]
+fn parses_sizes() {
+    assert_eq!(parse_size("262144"), Some(262144));
+    assert_eq!(parse_size(" 256K "), Some(256 << 10));
+    assert_eq!(parse_size("256KiB"), Some(256 << 10));
+    assert_eq!(parse_size("256 kib"), Some(256 << 10));
+    assert_eq!(parse_size("1M"), Some(1 << 20));
+    assert_eq!(parse_size("2MiB"), Some(2 << 20));
+    assert_eq!(parse_size("1g"), Some(1 << 30));
+    for bad in [
+        "",
+        "0",
+        "-5",
+        "1.5M",
+        "12Q",
+        "K",
+        "99999999999999999999",
+        "1 M B",
+    ] {
+        assert_eq!(parse_size(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn normalizes_sizes() {
+    let page = sys::page_size();
+    assert_eq!(normalize_size(0), MIN_STACK_SIZE.next_multiple_of(page));
+    assert_eq!(normalize_size(1), normalize_size(0));
+    assert_eq!(normalize_size(100_000), 100_000usize.next_multiple_of(page));
+    assert_eq!(normalize_size(1 << 20), 1 << 20);
+    assert_eq!(normalize_size(usize::MAX) % page, 0);
+    assert!(reserve(usize::MAX).is_err());
+    let d = default_stack_size();
+    assert!(d >= MIN_STACK_SIZE && d % page == 0);
+}
+
+#[test]
+fn types_are_send() {
+    fn send<T: Send>() {}
+    send::<Stack>();
+    send::<Reservation>();
+    send::<LocalPool>();
+}
+
+#[test]
+fn round_trip_reuses_the_same_stack_lifo() {
+    let mut pool = LocalPool::new();
+    let a = take(&mut pool, default_stack_size());
+    assert_eq!(a.usable_size(), default_stack_size());
+    let a_base = corosensei::stack::Stack::base(&a);
+    pool.give(a);
+    let a = take(&mut pool, default_stack_size());
+    assert_eq!(
+        corosensei::stack::Stack::base(&a),
+        a_base,
+        "the cache is LIFO"
+    );
+
+    let b = take(&mut pool, default_stack_size());
+    let b_base = corosensei::stack::Stack::base(&b);
+    assert_ne!(a_base, b_base);
+    pool.give(a);
+    pool.give(b);
+    let first = take(&mut pool, default_stack_size());
+    let second = take(&mut pool, default_stack_size());
+    assert_eq!(corosensei::stack::Stack::base(&first), b_base);
+    assert_eq!(corosensei::stack::Stack::base(&second), a_base);
+}
+
+#[test]
+fn non_default_size_works() {
+    let mut pool = LocalPool::new();
+    let s = take(&mut pool, 100_000);
+    assert_eq!(s.usable_size(), normalize_size(100_000));
+    let base = corosensei::stack::Stack::base(&s).get();
+    let limit = corosensei::stack::Stack::limit(&s).get();
+    let (g0, g1) = s.guard_range();
+    assert_eq!((g0, g1), (limit, base - s.usable_size()));
+    assert_eq!(g1 - g0, sys::page_size());
+    assert_eq!(base % 16, 0);
+    touch(&s, 7);
+    let base = corosensei::stack::Stack::base(&s);
+    pool.give(s); // another size: straight to the global list
+    assert_eq!(pool.cached(), 0);
+    assert!(class_stats(100_000).unwrap().free >= 1);
+    let again = take(&mut pool, 100_000);
+    assert_eq!(corosensei::stack::Stack::base(&again), base);
+}
+
+#[test]
+fn reservations_are_accounted() {
+    let size = 44 << 10;
+    assert!(class_stats(size).is_none(), "size reserved for this test");
+    let held: Vec<_> = (0..600).map(|_| reserve(size).unwrap()).collect();
+    let st = class_stats(size).unwrap();
+    assert!(st.regions >= 1 && st.slots >= 600, "{st:?}");
+    assert_eq!(st.available, st.slots - 600);
+    drop(held);
+    let st2 = class_stats(size).unwrap();
+    assert_eq!(st2.available, st2.slots, "dropping reservations frees them");
+    // The capacity is there again: no new region for as many reservations.
+    let held: Vec<_> = (0..st2.slots).map(|_| reserve(size).unwrap()).collect();
+    assert_eq!(class_stats(size).unwrap().regions, st2.regions);
+    assert_eq!(class_stats(size).unwrap().available, 0);
+    drop(held);
+}
+
+#[test]
+fn local_pool_spills_and_returns_everything() {
+    let size = 52 << 10;
+    let mut pool = LocalPool::with_size(size).unwrap();
+    assert_eq!(pool.cached_size(), normalize_size(size));
+    let stacks: Vec<_> = (0..200).map(|_| take(&mut pool, size)).collect();
+    let slots = class_stats(size).unwrap().slots;
+    for s in stacks {
+        pool.give(s);
+    }
+    let st = class_stats(size).unwrap();
+    assert!(pool.cached() <= 128);
+    assert_eq!(pool.cached() + st.free, 200);
+    assert_eq!(st.available, slots - pool.cached());
+    // Taking them again maps nothing and refills the cache in batches.
+    let stacks: Vec<_> = (0..200).map(|_| take(&mut pool, size)).collect();
+    assert_eq!(class_stats(size).unwrap().slots, slots);
+    drop(stacks); // `Stack::drop` returns them to the global list
+    drop(pool);
+    let st = class_stats(size).unwrap();
+    assert_eq!((st.free, st.available), (200, slots));
+}
+
+#[test]
+fn concurrent_use_never_shares_a_stack() {
+    let size = 36 << 10;
+    let threads = 4;
+    let barrier = Barrier::new(threads);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let barrier = &barrier;
+            s.spawn(move || {
+                let mut pool = LocalPool::with_size(size).unwrap();
+                barrier.wait();
+                for round in 0..50 {
+                    let held: Vec<_> = (0..8).map(|_| take(&mut pool, size)).collect();
+                    let tag = (t * 50 + round) as u8;
+                    for s in &held {
+                        touch(s, tag);
+                    }
+                    for s in held {
+                        pool.give(s);
+                    }
+                }
+            });
+        }
+    });
+    let st = class_stats(size).unwrap();
+    assert_eq!(st.available, st.slots, "all pools dropped: all free");
+    assert!(st.free <= st.slots);
+}
+
+#[test]
+fn coroutine_runs_on_a_pooled_stack() {
+    let mut pool = LocalPool::new();
+    let stack = take(&mut pool, default_stack_size());
+    let base = corosensei::stack::Stack::base(&stack);
+    let mut co = Coroutine::with_stack(stack, |y: &Yielder<u32, u32>, first: u32| {
+        let deep = [first as u8; 4096]; // lives on the pooled stack
+        let second = y.suspend(first + 1);
+        std::hint::black_box(&deep);
+        first + second
+    });
+    assert!(matches!(co.resume(1), CoroutineResult::Yield(2)));
+    assert!(matches!(co.resume(10), CoroutineResult::Return(11)));
+    let stack = co.into_stack();
+    assert_eq!(corosensei::stack::Stack::base(&stack), base);
+    pool.give(stack);
+    assert_eq!(
+        corosensei::stack::Stack::base(&take(&mut pool, 0x40000)),
+        base
+    );
+}
+
+#[test]
+fn panic_fits_in_the_minimum_stack() {
+    let mut pool = LocalPool::new();
+    let stack = take(&mut pool, MIN_STACK_SIZE);
+    let mut co = Coroutine::with_stack(stack, |_: &Yielder<(), ()>, ()| {
+        std::panic::catch_unwind(|| panic!("boom on a small stack")).is_err()
+    });
+    assert!(matches!(co.resume(()), CoroutineResult::Return(true)));
+    pool.give(co.into_stack());
+}
+
+#[test]
+fn dropping_an_unfinished_coroutine_returns_its_stack() {
+    let size = 60 << 10;
+    let mut pool = LocalPool::new();
+    let stack = take(&mut pool, size);
+    let mut co = Coroutine::with_stack(stack, |y: &Yielder<(), ()>, ()| y.suspend(()));
+    assert!(matches!(co.resume(()), CoroutineResult::Yield(())));
+    drop(co); // unwinds the coroutine, then drops the stack
+    let st = class_stats(size).unwrap();
+    assert_eq!((st.free, st.available), (1, st.slots));
+}
+
+/// The number of kernel memory maps of this process.
+fn map_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+#[test]
+fn guard_pages_add_no_memory_maps() {
+    let size = 40 << 10;
+    let mut pool = LocalPool::new();
+    let first = take(&mut pool, size); // probes the guard mode
+    if guard_mode() != Some(GuardMode::Madvise) {
+        eprintln!("MADV_GUARD_INSTALL unavailable (kernel before 6.13): skipped");
+        return;
+    }
+    let before = map_count();
+    let stacks: Vec<_> = (0..1000).map(|_| take(&mut pool, size)).collect();
+    for s in &stacks {
+        touch(s, 1);
+    }
+    let after = map_count();
+    // Other tests running in parallel map a little too (thread stacks).
+    assert!(
+        after < before + 250,
+        "1,000 guarded stacks added {} maps",
+        after.saturating_sub(before)
+    );
+    drop((first, stacks));
+}

@@ -1,0 +1,3 @@
+//! Thin wrappers over the OS facilities the scheduler needs, one file each.
+
+pub(crate) mod futex;

@@ -1,0 +1,448 @@
+//! A 4-ary min-heap of timers, keyed by deadline.
+//!
+//! Each worker owns one `TimerHeap` for the coroutines sleeping on it. The
+//! heap is touched only by its worker thread, so it has no locks and no
+//! atomics; anything that must cross threads (a timer armed from another
+//! worker, a cancellation) goes through the worker's own queues first.
+//!
+//! # Ordering
+//!
+//! Entries are ordered by `(deadline, seq)`, where `seq` is a per-heap
+//! counter assigned by [`TimerHeap::push`]. Two timers with the same
+//! deadline therefore fire in the order they were armed, which keeps
+//! `sleep`-based tests and round-robin patterns deterministic. The counter is
+//! a `u64`: at one push per nanosecond it would take 584 years to wrap, so it
+//! is never reset.
+//!
+//! # Cancellation is lazy
+//!
+//! There is no `remove`. A cancelled or re-armed timer stays in the heap
+//! until its deadline passes and [`TimerHeap::pop_expired`] hands it back;
+//! the runtime keeps a generation number in the value `T` and drops entries
+//! whose generation is stale. This keeps the heap free of back-pointers
+//! (no index stored in the coroutine, no fix-up on every move) at the price
+//! of a stale entry occupying its slot until its deadline: memory is bounded
+//! by the number of timers armed and not yet expired, cancelled or not.
+//!
+//! # Why 4-ary
+//!
+//! The children of node `i` are `4i + 1 ..= 4i + 4` and its parent is
+//! `(i - 1) / 4`. Compared with a binary heap:
+//!
+//! * the tree is half as deep (`log4 n` levels), so `push`, the common
+//!   operation, does half the comparisons and moves while sifting up;
+//! * `pop` compares four children per level instead of two over half as many
+//!   levels, the same number of comparisons, but with half the moves, and
+//!   the four children are adjacent in memory: for a word-sized `T` an entry
+//!   is 32 bytes and a group of children is 128 bytes, one pair of cache
+//!   lines (or three when the group straddles a line), where a binary heap
+//!   touches a new line at every level.
+//!
+//! Go's runtime uses a 4-ary heap for its per-P timers for the same reasons
+//! (`src/runtime/time.go`, `siftupTimer` and `siftdownTimer`).
+//!
+//! # Complexity
+//!
+//! | operation | cost |
+//! | --- | --- |
+//! | [`push`](TimerHeap::push) | O(log4 n) comparisons and moves, amortised O(1) allocation |
+//! | [`peek_deadline`](TimerHeap::peek_deadline) | O(1) |
+//! | [`pop_expired`](TimerHeap::pop_expired) | O(1) when nothing has expired, else O(log4 n) moves and at most 4 comparisons per level |
+//! | [`len`](TimerHeap::len), [`is_empty`](TimerHeap::is_empty) | O(1) |
+//!
+//! The backing `Vec` never shrinks: a worker's heap settles at the size of
+//! its busiest moment, and shrinking would only trade memory for
+//! reallocations on the next burst.
+
+use std::cmp::Ordering;
+use std::time::Instant;
+
+/// Number of children per node.
+const ARITY: usize = 4;
+
+/// A 4-ary min-heap of `(deadline, value)` pairs, earliest deadline first,
+/// ties in insertion order.
+///
+/// Single-threaded by design: one per worker, no interior synchronisation.
+/// See the [module documentation](self) for the ordering, lazy cancellation
+/// and cost of each operation.
+pub(crate) struct TimerHeap<T> {
+    /// The heap, in the usual implicit layout: the root at index 0 and the
+    /// children of `i` at `ARITY * i + 1 ..= ARITY * i + ARITY`.
+    entries: Vec<Entry<T>>,
+    /// The sequence number the next [`push`](Self::push) will use.
+    next_seq: u64,
+}
+
+/// One armed timer.
+struct Entry<T> {
+    /// When the timer fires.
+    deadline: Instant,
+    /// Insertion order, the tie-breaker between equal deadlines; unique
+    /// within a heap, so no two entries have the same key.
+    seq: u64,
+    /// What the runtime stored: typically the coroutine and the generation
+    /// that was current when the timer was armed.
+    value: T,
+}
+
+impl<T> Entry<T> {
+    /// The heap order: whether `self` fires before `other`, earliest deadline
+    /// first, then first pushed first. Strict, and total because `seq` is
+    /// unique.
+    fn fires_before(&self, other: &Self) -> bool {
+        match self.deadline.cmp(&other.deadline) {
+            Ordering::Less => true,
+            Ordering::Greater => false,
+            Ordering::Equal => self.seq < other.seq,
+        }
+    }
+}
+
+impl<T> TimerHeap<T> {
+    /// An empty heap; does not allocate until the first push.
+    pub(crate) fn new() -> Self {
+        Self {
+            entries: Vec::new(),
+            next_seq: 0,
+        }
+    }
+
+    /// Arms a timer: `value` will be returned by [`pop_expired`] once `now`
+    /// reaches `deadline`, after every entry with an earlier deadline and
+    /// every entry with the same deadline pushed before it.
+    ///
+    /// A deadline in the past is fine: it is expired on the next
+    /// [`pop_expired`].
+    ///
+    /// [`pop_expired`]: Self::pop_expired
+    pub(crate) fn push(&mut self, deadline: Instant, value: T) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.entries.push(Entry {
+            deadline,
+            seq,
+            value,
+        });
+        self.sift_up(self.entries.len() - 1);
+    }
+
+    /// The earliest deadline in the heap, stale entries included; `None`
+    /// when the heap is empty.
+    ///
+    /// The worker uses it to bound how long it may park.
+    pub(crate) fn peek_deadline(&self) -> Option<Instant> {
+        self.entries.first().map(|entry| entry.deadline)
+    }
+
+    /// Removes and returns the earliest entry if its deadline is at or
+    /// before `now`; `None` when the heap is empty or the earliest deadline
+    /// is still in the future.
+    ///
+    /// Call it in a loop to drain every expired timer; entries come out in
+    /// `(deadline, insertion)` order.
+    pub(crate) fn pop_expired(&mut self, now: Instant) -> Option<(Instant, T)> {
+        if self.entries.first()?.deadline > now {
+            return None;
+        }
+        // Move the last leaf to the root and let it sink: the classic
+        // `swap_remove` pop.
+        let entry = self.entries.swap_remove(0);
+        if !self.entries.is_empty() {
+            self.sift_down(0);
+        }
+        Some((entry.deadline, entry.value))
+    }
+
+    /// The number of entries, stale ones included.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the heap holds no entries at all.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Restores the heap order after the entry at `index` may have become
+    /// smaller than its parent (after a push).
+    fn sift_up(&mut self, mut index: usize) {
+        while index > 0 {
+            let parent = (index - 1) / ARITY;
+            if !self.entries[index].fires_before(&self.entries[parent]) {
+                break;
+            }
+            self.entries.swap(parent, index);
+            index = parent;
+        }
+    }
+
+    /// Restores the heap order after the entry at `index` may have become
+    /// larger than one of its children (after a pop).
+    fn sift_down(&mut self, mut index: usize) {
+        let len = self.entries.len();
+        loop {
+            let first_child = ARITY * index + 1;
+            if first_child >= len {
+                break;
+            }
+            let end = (first_child + ARITY).min(len);
+            let mut smallest = first_child;
+            for child in first_child + 1..end {
+                if self.entries[child].fires_before(&self.entries[smallest]) {
+                    smallest = child;
+                }
+            }
+            if !self.entries[smallest].fires_before(&self.entries[index]) {
+                break;
+            }
+            self.entries.swap(index, smallest);
+            index = smallest;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TimerHeap;
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    /// Marsaglia's xorshift64: enough randomness for shuffling deadlines,
+    /// deterministic for a given seed, and no dependency.
+    struct XorShift(u64);
+
+    impl XorShift {
+        fn new(seed: u64) -> Self {
+            assert_ne!(seed, 0, "xorshift gets stuck at zero");
+            Self(seed)
+        }
+
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+
+        /// A value in `0..bound`; the modulo bias is irrelevant here.
+        fn below(&mut self, bound: u64) -> u64 {
+            self.next() % bound
+        }
+    }
+
+    fn at(base: Instant, nanos: u64) -> Instant {
+        base + Duration::from_nanos(nanos)
+    }
+
+    /// Checks the heap property on every parent/child pair.
+    fn assert_heap_order<T>(heap: &TimerHeap<T>) {
+        for (index, entry) in heap.entries.iter().enumerate().skip(1) {
+            let parent = &heap.entries[(index - 1) / super::ARITY];
+            assert!(parent.fires_before(entry), "heap order broken at {index}");
+        }
+    }
+
+    #[test]
+    fn empty_heap() {
+        let mut heap = TimerHeap::<u32>::new();
+        assert!(heap.is_empty());
+        assert_eq!(heap.len(), 0);
+        assert_eq!(heap.peek_deadline(), None);
+        assert_eq!(heap.pop_expired(Instant::now()), None);
+    }
+
+    #[test]
+    fn pops_in_deadline_order() {
+        let base = Instant::now();
+        let mut heap = TimerHeap::new();
+        for (nanos, value) in [(50, 'e'), (10, 'a'), (40, 'd'), (20, 'b'), (30, 'c')] {
+            heap.push(at(base, nanos), value);
+            assert_heap_order(&heap);
+        }
+        assert_eq!(heap.len(), 5);
+        assert_eq!(heap.peek_deadline(), Some(at(base, 10)));
+
+        let far = at(base, 1_000);
+        let mut popped = Vec::new();
+        while let Some((deadline, value)) = heap.pop_expired(far) {
+            assert_heap_order(&heap);
+            popped.push((deadline, value));
+        }
+        assert_eq!(
+            popped,
+            [
+                (at(base, 10), 'a'),
+                (at(base, 20), 'b'),
+                (at(base, 30), 'c'),
+                (at(base, 40), 'd'),
+                (at(base, 50), 'e'),
+            ]
+        );
+        assert!(heap.is_empty());
+    }
+
+    #[test]
+    fn pop_expired_only_returns_due_entries() {
+        let base = Instant::now();
+        let mut heap = TimerHeap::new();
+        heap.push(at(base, 100), "later");
+        heap.push(at(base, 10), "soon");
+
+        assert_eq!(heap.pop_expired(at(base, 9)), None);
+        assert_eq!(heap.len(), 2, "a miss must not remove anything");
+        // The deadline itself counts as expired.
+        assert_eq!(heap.pop_expired(at(base, 10)), Some((at(base, 10), "soon")));
+        assert_eq!(heap.pop_expired(at(base, 99)), None);
+        assert_eq!(heap.peek_deadline(), Some(at(base, 100)));
+        assert_eq!(
+            heap.pop_expired(at(base, 500)),
+            Some((at(base, 100), "later"))
+        );
+        assert_eq!(heap.pop_expired(at(base, 500)), None);
+    }
+
+    #[test]
+    fn past_deadlines_expire_immediately() {
+        let now = Instant::now();
+        let mut heap = TimerHeap::new();
+        heap.push(now, 1);
+        heap.push(now - Duration::from_secs(1), 0);
+        assert_eq!(
+            heap.pop_expired(now),
+            Some((now - Duration::from_secs(1), 0))
+        );
+        assert_eq!(heap.pop_expired(now), Some((now, 1)));
+    }
+
+    #[test]
+    fn ties_pop_in_insertion_order() {
+        let base = Instant::now();
+        let mut heap = TimerHeap::new();
+        // Two deadlines, interleaved, 500 entries each: each deadline's
+        // entries must come out in push order.
+        for i in 0..1_000u32 {
+            let deadline = if i % 2 == 0 { at(base, 7) } else { at(base, 3) };
+            heap.push(deadline, i);
+        }
+        let far = at(base, 10);
+        let odd: Vec<u32> = (0..500).map(|_| heap.pop_expired(far).unwrap().1).collect();
+        let even: Vec<u32> = (0..500).map(|_| heap.pop_expired(far).unwrap().1).collect();
+        assert_eq!(odd, (0..1_000).filter(|i| i % 2 == 1).collect::<Vec<_>>());
+        assert_eq!(even, (0..1_000).filter(|i| i % 2 == 0).collect::<Vec<_>>());
+        assert!(heap.is_empty());
+    }
+
+    #[test]
+    fn ties_stay_fifo_across_pops() {
+        // Entries with one deadline pushed before and after some pops still
+        // come out in push order.
+        let base = Instant::now();
+        let deadline = at(base, 5);
+        let mut heap = TimerHeap::new();
+        for i in 0..10 {
+            heap.push(deadline, i);
+        }
+        for i in 0..5 {
+            assert_eq!(heap.pop_expired(deadline), Some((deadline, i)));
+        }
+        for i in 10..20 {
+            heap.push(deadline, i);
+        }
+        for i in 5..20 {
+            assert_eq!(heap.pop_expired(deadline), Some((deadline, i)));
+        }
+        assert!(heap.is_empty());
+    }
+
+    /// A million random pushes, then every pop, against a stably sorted
+    /// `Vec`: stable sorting by deadline is exactly `(deadline, insertion)`
+    /// order, so the two sequences must be equal element for element.
+    #[test]
+    fn randomized_against_sorted_vec() {
+        const N: u32 = 1_000_000;
+        let base = Instant::now();
+        let mut rng = XorShift::new(0x9E37_79B9_7F4A_7C15);
+        let mut heap = TimerHeap::new();
+        let mut expected = Vec::with_capacity(N as usize);
+        for value in 0..N {
+            // 100_000 distinct deadlines for a million entries: about ten
+            // entries share each deadline, so ties are exercised throughout.
+            let deadline = at(base, rng.below(100_000));
+            heap.push(deadline, value);
+            expected.push((deadline, value));
+        }
+        assert_eq!(heap.len(), N as usize);
+        expected.sort_by_key(|&(deadline, _)| deadline);
+
+        let far = at(base, 100_000);
+        for (i, want) in expected.iter().enumerate() {
+            assert_eq!(heap.peek_deadline(), Some(want.0));
+            let got = heap.pop_expired(far);
+            assert_eq!(got, Some(*want), "pop number {i}");
+        }
+        assert!(heap.is_empty());
+        assert_eq!(heap.pop_expired(far), None);
+    }
+
+    /// Pushes and pops interleaved with a clock that moves forward, as a
+    /// worker uses the heap, against a `BTreeMap` keyed like the heap.
+    #[test]
+    fn randomized_interleaved_against_model() {
+        let base = Instant::now();
+        let mut rng = XorShift::new(0x2545_F491_4F6C_DD1D);
+        let mut heap = TimerHeap::new();
+        let mut model: BTreeMap<(u64, u64), u64> = BTreeMap::new();
+        let mut now = 0u64;
+        let mut seq = 0u64;
+        for step in 0..200_000u64 {
+            match rng.below(10) {
+                // Arm a timer up to 1µs ahead, sometimes in the past.
+                0..=5 => {
+                    let nanos = (now + rng.below(1_000)).saturating_sub(100);
+                    heap.push(at(base, nanos), step);
+                    model.insert((nanos, seq), step);
+                    seq += 1;
+                }
+                // Let time pass.
+                6 => now += rng.below(200),
+                // Drain one expired timer, if any.
+                _ => {
+                    let want = match model.first_key_value() {
+                        Some((&(nanos, seq), &value)) if nanos <= now => {
+                            model.remove(&(nanos, seq));
+                            Some((at(base, nanos), value))
+                        }
+                        _ => None,
+                    };
+                    assert_eq!(heap.pop_expired(at(base, now)), want, "step {step}");
+                }
+            }
+            assert_eq!(heap.len(), model.len());
+            assert_eq!(
+                heap.peek_deadline(),
+                model.keys().next().map(|&(nanos, _)| at(base, nanos))
+            );
+        }
+        assert_heap_order(&heap);
+    }
+
+    #[test]
+    fn dropping_the_heap_drops_its_values() {
+        use std::rc::Rc;
+        let shared = Rc::new(());
+        let mut heap = TimerHeap::new();
+        let base = Instant::now();
+        for i in 0..100 {
+            heap.push(at(base, i % 7), Rc::clone(&shared));
+        }
+        for _ in 0..40 {
+            assert!(heap.pop_expired(at(base, 10)).is_some());
+        }
+        assert_eq!(Rc::strong_count(&shared), 61);
+        drop(heap);
+        assert_eq!(Rc::strong_count(&shared), 1);
+    }
+}

@@ -1,0 +1,2 @@
+#[spindle::main]
+async fn main() {}

@@ -1,0 +1,4 @@
+#[spindle::test]
+async fn sleeps() {}
+
+fn main() {}

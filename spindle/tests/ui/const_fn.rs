@@ -1,0 +1,2 @@
+#[spindle::main]
+const fn main() {}

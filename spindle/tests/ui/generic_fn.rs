@@ -1,0 +1,6 @@
+#[spindle::main]
+fn run<T: Default>() -> T {
+    T::default()
+}
+
+fn main() {}

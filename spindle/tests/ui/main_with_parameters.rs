@@ -1,0 +1,4 @@
+#[spindle::main]
+fn main(args: Vec<String>) {
+    println!("{args:?}");
+}

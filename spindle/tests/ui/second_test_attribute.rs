@@ -1,0 +1,5 @@
+#[spindle::test]
+#[test]
+fn twice() {}
+
+fn main() {}

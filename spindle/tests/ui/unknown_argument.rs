@@ -1,0 +1,2 @@
+#[spindle::main(threads = 4)]
+fn main() {}

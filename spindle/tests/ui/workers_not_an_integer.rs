@@ -1,0 +1,4 @@
+#[spindle::test(workers = "4")]
+fn four_workers() {}
+
+fn main() {}

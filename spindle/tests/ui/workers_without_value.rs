@@ -1,0 +1,2 @@
+#[spindle::main(workers)]
+fn main() {}

@@ -1,0 +1,2 @@
+#[spindle::main(workers = 0)]
+fn main() {}
