@@ -247,33 +247,35 @@ pub fn no_row(args: &BenchArgs) -> BenchError {
     ))
 }
 
+/// What a child `spindle bench` printed.
+pub struct ChildOutput {
+    /// Its JSON lines.
+    pub stdout: String,
+    /// Its notes.
+    pub stderr: String,
+}
+
 /// Runs `spindle bench <args>` in a fresh copy of this program and returns
-/// its stdout, so that a memory measurement starts from a clean process (a
-/// second measurement in the same process would reuse pages the first one
-/// left resident). A child's correctness failure is reported as ours.
-pub fn in_child(args: &[String]) -> Result<String, BenchError> {
+/// what it printed, so that a memory measurement starts from a clean process
+/// (a second measurement in the same process would reuse pages the first
+/// one left resident). A child's correctness failure is reported as ours.
+pub fn in_child(args: &[String]) -> Result<ChildOutput, BenchError> {
     let out = std::process::Command::new(std::env::current_exe()?)
         .arg("bench")
         .args(args)
-        .stderr(std::process::Stdio::inherit())
         .output()?;
+    let text = |b: Vec<u8>| String::from_utf8_lossy(&b).into_owned();
+    let (stdout, stderr) = (text(out.stdout), text(out.stderr));
+    let what = format!("`spindle bench {}`", args.join(" "));
     match out.status.code() {
-        Some(0) => {}
-        Some(3) => {
-            return Err(BenchError::Check(format!(
-                "`spindle bench {}` failed its check",
-                args.join(" ")
-            )));
-        }
-        _ => {
-            return Err(BenchError::Io(io::Error::other(format!(
-                "`spindle bench {}` exited with {}",
-                args.join(" "),
-                out.status
-            ))));
-        }
+        Some(0) => Ok(ChildOutput { stdout, stderr }),
+        Some(3) => Err(BenchError::Check(format!("{what}: {}", stderr.trim()))),
+        _ => Err(BenchError::Io(io::Error::other(format!(
+            "{what} exited with {}: {}",
+            out.status,
+            stderr.trim()
+        )))),
     }
-    String::from_utf8(out.stdout).map_err(|e| BenchError::Io(io::Error::other(e)))
 }
 
 /// The `value` of the JSON line with `"metric":"<metric>"` in `lines` (as

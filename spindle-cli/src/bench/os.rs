@@ -86,13 +86,23 @@ fn set_mask(set: &libc::cpu_set_t) -> io::Result<()> {
 /// The process's resident set size in bytes, read from `VmRSS` in
 /// `/proc/self/status` (the figure WORKLOADS.md names).
 pub fn vm_rss() -> io::Result<u64> {
+    status_bytes("VmRSS")
+}
+
+/// The process's page-table size in bytes (`VmPTE` in `/proc/self/status`):
+/// kernel memory that `VmRSS` does not count.
+pub fn vm_pte() -> io::Result<u64> {
+    status_bytes("VmPTE")
+}
+
+/// A `kB` field of `/proc/self/status`, in bytes.
+fn status_bytes(field: &str) -> io::Result<u64> {
     let status = std::fs::read_to_string("/proc/self/status")?;
     let line = status
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .ok_or_else(|| io::Error::other("no VmRSS line in /proc/self/status"))?;
-    let kib: u64 = line
-        .trim_start_matches("VmRSS:")
+        .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
+        .ok_or_else(|| io::Error::other(format!("no {field} line in /proc/self/status")))?;
+    let kib: u64 = line[field.len() + 1..]
         .trim()
         .trim_end_matches("kB")
         .trim()

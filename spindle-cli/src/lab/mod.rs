@@ -94,9 +94,10 @@ fn kept(unit: &'static str, system: System, n: u64, textbook: Option<Textbook>) 
         textbook,
         measure: Box::new(move || {
             let out = in_child(&idle_memory::child_args(&args, n))?;
-            value_of(&out, "bytes_per_unit").ok_or_else(|| {
+            value_of(&out.stdout, "bytes_per_unit").ok_or_else(|| {
                 BenchError::Io(std::io::Error::other(format!(
-                    "no bytes_per_unit line in {out:?}"
+                    "no bytes_per_unit line in {:?}",
+                    out.stdout
                 )))
             })
         }),
@@ -227,9 +228,18 @@ pub fn run(args: &LabArgs) -> Result<(), BenchError> {
     } else {
         bar.set_draw_target(ProgressDrawTarget::hidden());
     }
-    let mut rows = Vec::with_capacity(steps.len());
+    // The OS rows are measured first: a fork copies the parent's page
+    // tables, and once spindle has run, its stack regions (kept for reuse)
+    // make those tables large, which would charge the OS rows for spindle.
+    let mut order: Vec<usize> = (0..steps.len()).collect();
+    order.sort_by_key(|&i| steps[i].unit == "coroutine");
+    let mut steps: Vec<Option<Step>> = steps.into_iter().map(Some).collect();
+    let mut rows: Vec<Option<Row>> = vec![None; steps.len()];
     let mut failure = None;
-    for step in steps {
+    for i in order {
+        let Some(step) = steps[i].take() else {
+            continue;
+        };
         bar.set_message(format!("{} of a {}: {}", step.cost, step.unit, step.how));
         let value = (step.measure)();
         bar.inc(1);
@@ -240,7 +250,7 @@ pub fn run(args: &LabArgs) -> Result<(), BenchError> {
             }
             text
         });
-        rows.push(Row {
+        rows[i] = Some(Row {
             cost: step.cost,
             unit: step.unit,
             how: step.how,
@@ -251,6 +261,7 @@ pub fn run(args: &LabArgs) -> Result<(), BenchError> {
             textbook: step.textbook,
         });
     }
+    let rows: Vec<Row> = rows.into_iter().flatten().collect();
     bar.finish_and_clear();
     if args.json {
         for r in &rows {
@@ -284,7 +295,11 @@ fn print_report(rows: &[Row]) {
         let extra = if p > t {
             format!("adds {} per switch here", row::time(p - t))
         } else {
-            format!("adds nothing measurable here ({} vs {})", row::time(p), row::time(t))
+            format!(
+                "adds nothing measurable here ({} vs {})",
+                row::time(p),
+                row::time(t)
+            )
         };
         println!(
             "\nSwitching address spaces (the process pipe ping-pong beside the same \
@@ -295,6 +310,8 @@ fn print_report(rows: &[Row]) {
         "\nTextbook figures from spindle's issue 2: thread switch 1–5 µs, process switch \
          10–50 µs, goroutine switch ~100 ns, goroutine stack 2 KB (\"~\" and single figures \
          count as held within a factor of 2).\n\
+         Memory is resident memory (VmRSS) only: kernel page tables are not in it \
+         (`spindle bench idle_memory` reports them on stderr).\n\
          * commonly cited, not from the issue. Each time is the median of {LAB_REPS} runs \
          after a warm-up; `spindle bench` measures the same with larger counts."
     );

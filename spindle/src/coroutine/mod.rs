@@ -6,6 +6,7 @@
 //! resource exhaustion as an `io::Error`; [`scope`] lets coroutines borrow
 //! from the caller.
 
+mod alloc;
 pub(crate) mod local;
 mod scope;
 pub(crate) mod task;

@@ -43,6 +43,7 @@ use std::thread;
 
 use corosensei::{Coroutine as Co, Yielder};
 
+use crate::coroutine::alloc;
 use crate::coroutine::local::LocalMap;
 use crate::introspect::registry::Links;
 use crate::park::Unparker;
@@ -245,8 +246,11 @@ where
     /// # Safety
     /// The last reference to `h`, a `Task<F, T>` allocated by `allocate`.
     unsafe fn dealloc(h: NonNull<Header>) {
-        // SAFETY: allocated as a Box<Task<F, T>> in `allocate`; last ref.
-        drop(unsafe { Box::from_raw(h.cast::<Task<F, T>>().as_ptr()) });
+        let p = h.cast::<Task<F, T>>();
+        // SAFETY: initialised in `allocate`; this is the last reference.
+        unsafe { std::ptr::drop_in_place(p.as_ptr()) };
+        // SAFETY: the memory came from `alloc::allocate` with this layout.
+        unsafe { alloc::deallocate(p.cast(), std::alloc::Layout::new::<Task<F, T>>()) };
     }
 }
 
@@ -272,7 +276,7 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    let task = Box::new(Task::<F, T> {
+    let task = Task::<F, T> {
         header: Header {
             state: State::new(),
             refs: AtomicUsize::new(1),
@@ -302,9 +306,12 @@ where
         },
         f: UnsafeCell::new(Some(f)),
         out: UnsafeCell::new(None),
-    });
-    // SAFETY: Box::into_raw is never null; repr(C) puts the header first.
-    TaskRef(unsafe { NonNull::new_unchecked(Box::into_raw(task).cast::<Header>()) })
+    };
+    let p = alloc::allocate(std::alloc::Layout::new::<Task<F, T>>()).cast::<Task<F, T>>();
+    // SAFETY: `p` is fresh memory with `Task<F, T>`'s layout.
+    unsafe { p.as_ptr().write(task) };
+    // repr(C) puts the header first.
+    TaskRef(p.cast::<Header>())
 }
 
 /// Runs the task's closure on the current (coroutine) stack and stores its

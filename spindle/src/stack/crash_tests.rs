@@ -1,8 +1,8 @@
-//! Tests that crash on purpose, each in a child process: the test binary
-//! runs itself again with `--exact <this test>` and an environment variable
-//! that tells the test to do the crashing part, then the parent checks how
-//! the child died and what it printed. (Model: rayon-core's
-//! `tests/stack_overflow_crash.rs`.)
+//! Tests that crash on purpose or need a quiet process, each in a child
+//! process: the test binary runs itself again with `--exact <this test>`
+//! and an environment variable that tells the test to do the child's part,
+//! then the parent checks how the child ended and what it printed. (Model:
+//! rayon-core's `tests/stack_overflow_crash.rs`.)
 
 use std::hint::black_box;
 use std::os::unix::process::ExitStatusExt;
@@ -226,7 +226,60 @@ fn map_count_limit_gives_a_clear_error() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", describe(&out));
     assert!(stdout.contains(OK), "{}", describe(&out));
-    for want in ["vm.max_map_count = ", "sysctl -w vm.max_map_count=262144", "6.13"] {
-        assert!(stdout.contains(want), "missing {want:?}: {}", describe(&out));
+    for want in [
+        "vm.max_map_count = ",
+        "sysctl -w vm.max_map_count=262144",
+        "6.13",
+    ] {
+        assert!(
+            stdout.contains(want),
+            "missing {want:?}: {}",
+            describe(&out)
+        );
+    }
+}
+
+/// The number of kernel memory maps of this process.
+fn map_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+#[test]
+fn guard_pages_add_no_memory_maps() {
+    const SKIP: &str = "MADV_GUARD_INSTALL unavailable (kernel before 6.13): skipped";
+    if child_mode().as_deref() == Some("maps-count") {
+        let size = 40 << 10;
+        let mut pool = LocalPool::new();
+        let first = pool.take(reserve(size).unwrap()).unwrap(); // probes the guard mode
+        if sys::guard_mode() != Some(sys::GuardMode::Madvise) {
+            println!("{SKIP}");
+            return;
+        }
+        let before = map_count();
+        let stacks: Vec<_> = (0..1000)
+            .map(|_| pool.take(reserve(size).unwrap()).unwrap())
+            .collect();
+        for s in &stacks {
+            let top = corosensei::stack::Stack::base(s).get() - 1;
+            // SAFETY: the top byte of a stack this test owns.
+            unsafe { std::ptr::write_volatile(top as *mut u8, 1) };
+        }
+        let after = map_count();
+        println!("maps: {before} before, {after} after 1,000 stacks");
+        assert!(
+            after < before + 10,
+            "1,000 guarded stacks added {} maps",
+            after - before
+        );
+        drop((first, stacks));
+        return;
+    }
+    let out = run_child("guard_pages_add_no_memory_maps", "maps-count");
+    assert!(out.status.success(), "{}", describe(&out));
+    if String::from_utf8_lossy(&out.stdout).contains(SKIP) {
+        eprintln!("{SKIP}");
     }
 }

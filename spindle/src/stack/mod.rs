@@ -5,10 +5,27 @@
 //! # Life of a stack
 //!
 //! ```text
-//!  Builder::spawn ── reserve(size) ──► Reservation   (may map a region; errors here)
-//!  worker, first run ── LocalPool::take(r) ──► Stack (worker cache, global list, or carve)
-//!  coroutine finished ── LocalPool::give(stack)       (pages stay committed for reuse)
+//!  Builder::spawn ── reserve(size) ──────────► Reservation  (may map a region;
+//!      on a worker: LocalPool::reserve(size) ─┘              errors surface here)
+//!  worker, first run ── LocalPool::take(r) ──► Stack  (worker cache, global
+//!                                                      list, or a fresh slot)
+//!  coroutine finished ── LocalPool::give(stack)  (pages stay committed for reuse)
 //! ```
+//!
+//! # What the runtime calls, and when
+//!
+//! - Once, before the first coroutine runs: [`install_handler`].
+//! - On each worker thread, at start: [`AltStack::install`] (keep it until
+//!   the thread ends; it is not `Send`) and [`LocalPool::new`].
+//! - At spawn: [`LocalPool::reserve`] on a worker, [`reserve`] elsewhere;
+//!   return its error from `Builder::spawn`.
+//! - Before a coroutine's first run, on the worker that runs it:
+//!   [`LocalPool::take`], then [`GuardInfo::attach`] on the coroutine's
+//!   header.
+//! - Around every resume, on the worker's own stack: [`set_current`] with
+//!   the header's [`GuardInfo`] before, with null after.
+//! - When the coroutine is done: `Coroutine::into_stack`, then
+//!   [`LocalPool::give`].
 //!
 //! # One region, many slots
 //!
@@ -46,9 +63,9 @@
 //! # Invariants the unsafe code relies on
 //!
 //! - A slot is owned by exactly one of: its region's uncarved tail, one free
-//!   list (global or a [`LocalPool`]'s cache), or one [`Stack`]. Moving a
-//!   slot between owners is a move of the value that names it, so two live
-//!   `Stack`s never share memory.
+//!   list (global or a [`LocalPool`]'s cache), or one [`Stack`] (possibly
+//!   held by a [`Reservation`]). Moving a slot between owners is a move of
+//!   the value that names it, so two live `Stack`s never share memory.
 //! - Regions are never unmapped, so a slot's memory outlives every `Stack`,
 //!   and the guard page below each slot is installed before the slot is
 //!   handed out and never removed.
@@ -56,6 +73,7 @@
 //!   be handed out, minus outstanding [`Reservation`]s, never goes below 0,
 //!   so [`LocalPool::take`] always finds a slot for a reservation.
 
+mod altstack;
 #[cfg(test)]
 mod crash_tests;
 mod overflow;
@@ -68,10 +86,11 @@ mod tests;
 use std::num::NonZeroUsize;
 use std::sync::OnceLock;
 
-pub(crate) use overflow::{AltStack, GuardInfo, install_handler, set_current};
+pub(crate) use altstack::AltStack;
+pub(crate) use overflow::{GuardInfo, install_handler, set_current};
 pub(crate) use pool::LocalPool;
-// For introspection (stack memory per size class); unused until it reads them.
-#[allow(unused_imports)]
+// For introspection (stack memory per size class).
+#[cfg_attr(not(test), allow(unused_imports))]
 pub(crate) use region::{ClassStats, stats};
 
 use region::Class;
@@ -219,23 +238,47 @@ unsafe impl corosensei::stack::Stack for Stack {
 
 /// Proof that one stack of a given size can be handed out, taken when a
 /// coroutine is spawned so that running out of memory or maps is reported
-/// by `Builder::spawn`. Turn it into a [`Stack`] with [`LocalPool::take`];
-/// dropping it un-reserves.
+/// by `Builder::spawn`. Turn it into a [`Stack`] with [`LocalPool::take`]
+/// (on any worker); dropping it un-reserves. `Send`.
 pub(crate) struct Reservation {
-    /// The class the claim was made on.
-    class: &'static Class,
+    /// What backs the promise.
+    inner: Backing,
+}
+
+/// What backs a [`Reservation`].
+enum Backing {
+    /// A claim on the class's slots (see `region.rs`).
+    Claim(Claim),
+    /// A stack taken from a worker's cache by [`LocalPool::reserve`]; if the
+    /// reservation is dropped, `Stack::drop` returns it to the global list.
+    #[cfg_attr(not(test), allow(dead_code, reason = "made by LocalPool::reserve"))]
+    Stack(Stack),
+}
+
+/// One claim on a size class's slots; dropping it gives the claim back.
+struct Claim(&'static Class);
+
+impl Claim {
+    /// Ends the claim without giving it back: the caller takes a slot for
+    /// it, or returns it itself.
+    fn spend(self) -> &'static Class {
+        std::mem::ManuallyDrop::new(self).0
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.0.unclaim(1);
+    }
 }
 
 impl Reservation {
     /// The usable size of the stack this reservation will become.
     pub(crate) fn size(&self) -> usize {
-        self.class.size()
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        self.class.unclaim(1);
+        match &self.inner {
+            Backing::Claim(c) => c.0.size(),
+            Backing::Stack(s) => s.usable_size(),
+        }
     }
 }
 
@@ -248,11 +291,14 @@ impl std::fmt::Debug for Reservation {
 }
 
 /// Reserves one stack of `size` usable bytes (normalized with
-/// [`normalize_size`]). Cheap (one atomic) unless the size class is
-/// exhausted; then it maps a new region, and reports failure as an
-/// [`std::io::ErrorKind::OutOfMemory`] error that says what ran out.
+/// [`normalize_size`]). Cheap (one atomic on a counter shared by all
+/// threads) unless the size class is exhausted; then it maps a new region,
+/// and reports failure as an [`std::io::ErrorKind::OutOfMemory`] error that
+/// says what ran out. On a worker thread, [`LocalPool::reserve`] is cheaper.
 pub(crate) fn reserve(size: usize) -> std::io::Result<Reservation> {
     let class = region::class_for(normalize_size(size))?;
     class.claim_one()?;
-    Ok(Reservation { class })
+    Ok(Reservation {
+        inner: Backing::Claim(Claim(class)),
+    })
 }

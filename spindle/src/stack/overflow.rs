@@ -21,20 +21,18 @@
 //! - `PREV[i]` is written once, before our handler is installed for that
 //!   signal, and only read afterwards.
 //! - The handler calls only async-signal-safe functions (`write`,
-//!   `sigaction`, `abort`, the previous handler), allocates nothing, takes no
-//!   lock and formats integers by hand.
-//! - An [`AltStack`] is used only on the thread that installed it and is
-//!   uninstalled (and the previous one restored) before it is unmapped.
+//!   `sigaction`, `raise`, `abort`, the previous handler), allocates
+//!   nothing, takes no lock and formats integers by hand.
+//!
+//! The handler runs on the thread's alternate signal stack (`altstack.rs`),
+//! since the overflowed stack has no room left; every worker installs one.
 
 use std::cell::Cell;
 use std::io;
-use std::marker::PhantomData;
 use std::panic::Location;
-use std::ptr::{self, NonNull};
+use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
-
-use super::sys;
 
 /// What the overflow report says about the coroutine running on a thread.
 /// It lives in the coroutine's heap header, so it stays valid while the
@@ -186,13 +184,24 @@ unsafe fn chain(
     prev: Option<&libc::sigaction>,
 ) {
     let action = prev.map_or(libc::SIG_DFL, |p| p.sa_sigaction);
-    if action == libc::SIG_DFL || action == libc::SIG_IGN {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let sent = unsafe { (*info).si_code } <= 0; // by kill/raise, not a fault
+    if action == libc::SIG_IGN && sent {
+        // What SIG_IGN would have done with a sent signal.
+    } else if action == libc::SIG_DFL || action == libc::SIG_IGN {
         // Restore the default action and return: the faulting instruction
-        // runs again and the fault now kills the process with `sig`.
+        // runs again and the fault now kills the process with `sig` (a
+        // fault cannot be ignored). A sent signal is sent again instead.
         // SAFETY: an all-zero sigaction is SIG_DFL with no flags.
         let dfl: libc::sigaction = unsafe { std::mem::zeroed() };
-        // SAFETY: sigaction is async-signal-safe.
-        unsafe { libc::sigaction(sig, &dfl, ptr::null_mut()) };
+        // SAFETY: sigaction and raise are async-signal-safe; the raised
+        // signal stays pending (blocked in this handler) until we return.
+        unsafe {
+            libc::sigaction(sig, &dfl, ptr::null_mut());
+            if sent {
+                libc::raise(sig);
+            }
+        }
     } else if prev.is_some_and(|p| p.sa_flags & libc::SA_SIGINFO != 0) {
         // SAFETY: with SA_SIGINFO the previous handler has this signature.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
@@ -292,100 +301,5 @@ impl Writer {
             }
         }
         self.len = 0;
-    }
-}
-
-/// The usable size of an [`AltStack`]: the handler needs little, but the
-/// handler it chains to (Rust's) formats a message.
-const ALT_STACK_SIZE: usize = 64 << 10;
-
-/// The auxiliary vector entry with the kernel's minimum signal stack size
-/// (grows with the CPU's vector registers; not in the libc crate).
-const AT_MINSIGSTKSZ: libc::c_ulong = 51;
-
-/// A per-worker alternate signal stack: the overflow handler runs on it,
-/// since the overflowed stack has no room left. Installed on the current
-/// thread by [`AltStack::install`]; dropping it restores the thread's
-/// previous alternate stack and unmaps it. Not `Send`: it belongs to the
-/// thread that installed it and must be dropped there.
-pub(crate) struct AltStack {
-    /// Start of the mapping (the guard page).
-    map: NonNull<u8>,
-    /// Length of the mapping (guard page included).
-    len: usize,
-    /// The thread's alternate stack before ours.
-    prev: libc::stack_t,
-    /// Ties the value to its thread.
-    _not_send: PhantomData<*const ()>,
-}
-
-impl AltStack {
-    /// Maps an alternate signal stack (64 KiB, or the system minimum if
-    /// larger, plus a guard page) and installs it on the current thread.
-    pub(crate) fn install() -> io::Result<AltStack> {
-        let page = sys::page_size();
-        // SAFETY: getauxval has no preconditions; 0 means "not provided".
-        let min = unsafe { libc::getauxval(AT_MINSIGSTKSZ) } as usize;
-        let size = ALT_STACK_SIZE
-            .max(min.saturating_mul(4))
-            .max(libc::SIGSTKSZ)
-            .next_multiple_of(page);
-        let len = size + page;
-        let map = sys::map(len).map_err(|e| sys::map_error(e, size))?;
-        // SAFETY: the first page of the fresh mapping holds nothing.
-        if let Err(e) = unsafe { sys::install_guard(map.as_ptr(), page) } {
-            // SAFETY: the mapping is ours and unused.
-            unsafe { sys::unmap(map.as_ptr(), len) };
-            return Err(sys::guard_error(e, size));
-        }
-        let new = libc::stack_t {
-            // SAFETY: `page < len`, so this stays inside the mapping.
-            ss_sp: unsafe { map.as_ptr().add(page) }.cast(),
-            ss_flags: 0,
-            ss_size: size,
-        };
-        // SAFETY: an all-zero stack_t is a valid value to overwrite.
-        let mut prev: libc::stack_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `new` describes writable memory we own for as long as it
-        // stays installed (until Drop); `prev` is writable.
-        if unsafe { libc::sigaltstack(&new, &mut prev) } != 0 {
-            let err = io::Error::last_os_error();
-            // SAFETY: the mapping was not installed, so nothing uses it.
-            unsafe { sys::unmap(map.as_ptr(), len) };
-            return Err(err);
-        }
-        Ok(AltStack {
-            map,
-            len,
-            prev,
-            _not_send: PhantomData,
-        })
-    }
-}
-
-impl Drop for AltStack {
-    fn drop(&mut self) {
-        let mut prev = self.prev;
-        if prev.ss_flags & libc::SS_DISABLE != 0 {
-            prev = libc::stack_t {
-                ss_sp: ptr::null_mut(),
-                ss_flags: libc::SS_DISABLE,
-                ss_size: 0,
-            };
-        }
-        // SAFETY: we are on the installing thread (AltStack is !Send) and not
-        // running on the alternate stack (a handler never drops it); `prev`
-        // is what the thread had before, still owned by whoever installed it.
-        if unsafe { libc::sigaltstack(&prev, ptr::null_mut()) } == 0 {
-            // SAFETY: the mapping is no longer the thread's alternate stack.
-            unsafe { sys::unmap(self.map.as_ptr(), self.len) };
-        }
-        // Otherwise leak the mapping: it may still be installed.
-    }
-}
-
-impl std::fmt::Debug for AltStack {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AltStack").field("len", &self.len).finish()
     }
 }

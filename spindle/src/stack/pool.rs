@@ -1,14 +1,18 @@
 //! The per-worker cache of free stacks.
 //!
 //! Each worker owns one [`LocalPool`] and touches it only from its own
-//! thread, so the hot path (a finished coroutine's stack going back, the
-//! next coroutine taking it) is a `Vec` push and pop, with no lock and no
-//! shared cache line but the class's claim counter. The cache is LIFO: the
-//! stack freed last has the most pages committed and in cache.
+//! thread, so the hot path (a finished coroutine's stack going back, a
+//! coroutine spawned on this worker reserving it with
+//! [`LocalPool::reserve`]) is a `Vec` push and pop: no lock, no shared
+//! cache line. The cache is LIFO: the stack freed last has the most pages
+//! committed and in the CPU's caches.
 //!
 //! ```text
-//!  take(r):  cache ──► global free list (refill a batch) ──► carve a slot
-//!  give(s):  cache (up to CACHE_MAX) ──► overflow half to the global list
+//!  reserve(size): cache ──► a claim on the class (`super::reserve`)
+//!  take(r):       the reservation's stack ──► cache ──► global free list
+//!                 (refill a batch) ──► carve a fresh slot
+//!  give(s):       cache (up to CACHE_MAX) ──► spill the colder half to the
+//!                 global free list
 //! ```
 //!
 //! The cache holds only stacks of one size class (the default one); other
@@ -21,7 +25,7 @@
 use std::io;
 
 use super::region::{self, Class};
-use super::{Reservation, Stack};
+use super::{Backing, Reservation, Stack};
 
 /// Stacks a worker keeps before handing some to the global free list.
 const CACHE_MAX: usize = 128;
@@ -48,6 +52,13 @@ impl LocalPool {
 
     /// A pool caching stacks of `size` (normalized) instead of the
     /// default size, for a runtime configured with another default.
+    #[cfg_attr(
+        not(test),
+        allow(
+            dead_code,
+            reason = "for a runtime whose Builder sets another stack size"
+        )
+    )]
     pub(crate) fn with_size(size: usize) -> io::Result<Self> {
         Ok(Self::with_class(region::class_for(super::normalize_size(
             size,
@@ -63,34 +74,55 @@ impl LocalPool {
     }
 
     /// The usable size of the stacks this pool caches.
+    #[cfg_attr(not(test), allow(dead_code, reason = "for introspection"))]
     pub(crate) fn cached_size(&self) -> usize {
         self.class.size()
     }
 
     /// The number of stacks in this worker's cache.
+    #[cfg_attr(not(test), allow(dead_code, reason = "for introspection"))]
     pub(crate) fn cached(&self) -> usize {
         self.cache.len()
     }
 
-    /// Turns a reservation into a stack: this worker's cache first (LIFO,
-    /// hot), then the global free list (taking a batch for the cache), then
-    /// a fresh slot. Never maps memory.
+    /// Reserves a stack of `size` like [`super::reserve`], but backs the
+    /// reservation with a stack from this worker's cache when it has one of
+    /// that size: no shared atomic at all. The reservation can still be
+    /// taken on any worker (it carries its stack along).
+    #[cfg_attr(not(test), allow(dead_code, reason = "for spawns on a worker thread"))]
+    pub(crate) fn reserve(&mut self, size: usize) -> io::Result<Reservation> {
+        if super::normalize_size(size) == self.class.size() {
+            if let Some(s) = self.cache.pop() {
+                return Ok(Reservation {
+                    inner: Backing::Stack(s),
+                });
+            }
+        }
+        super::reserve(size)
+    }
+
+    /// Turns a reservation into a stack: the stack it carries, else this
+    /// worker's cache (LIFO, hot), then the global free list (taking a
+    /// batch for the cache), then a fresh slot. Never maps memory.
     ///
     /// Fails only if the reservation cannot be honoured, which the
     /// accounting rules out (an internal error, reported rather than
     /// panicking).
     pub(crate) fn take(&mut self, r: Reservation) -> io::Result<Stack> {
-        let class = r.class;
-        if std::ptr::eq(class, self.class) {
+        let claim = match r.inner {
+            Backing::Stack(s) => return Ok(s),
+            Backing::Claim(claim) => claim,
+        };
+        if std::ptr::eq(claim.0, self.class) {
             if let Some(s) = self.cache.pop() {
                 // The claim was not needed: a cached stack is outside the
-                // count (`region.rs`), so dropping `r` un-claims it.
-                drop(r);
+                // count (`region.rs`), so dropping `claim` gives it back.
+                drop(claim);
                 return Ok(s);
             }
         }
-        // The claim is spent on the slot taken below.
-        std::mem::forget(r);
+        // From here the claim is spent on the slot taken below.
+        let class = claim.spend();
         let extra = if std::ptr::eq(class, self.class) {
             BATCH.min(CACHE_MAX - self.cache.len())
         } else {

@@ -10,13 +10,14 @@
 //!              - outstanding claims (Reservations not yet taken)
 //! ```
 //!
-//! | operation                         | resource          | `available`          |
-//! | --------------------------------- | ----------------- | -------------------- |
-//! | claim (`reserve`)                 |                   | -1, only if it is >0 |
-//! | map a region of n slots           | +n uncarved       | +n, after            |
-//! | take from free list / carve       | -1 (a claim held) | (the claim is spent) |
-//! | release to the free list          | +1                | +1, after            |
-//! | a worker cache hit spends a claim |                   | +1 (unclaim)         |
+//! | operation                          | resource          | `available`          |
+//! | ---------------------------------- | ----------------- | -------------------- |
+//! | claim (`reserve`)                  |                   | -1, only if it is >0 |
+//! | map a region of n slots            | +n uncarved       | +n, after            |
+//! | take from free list / carve        | -1 (a claim held) | (the claim is spent) |
+//! | release to the free list           | +1                | +1, after            |
+//! | a worker cache hit spends a claim  |                   | +1 (unclaim)         |
+//! | a cached stack backs a reservation |                   | (no claim made)      |
 //!
 //! `available` is only decremented by a claim and only while positive, the
 //! resource only shrinks by a claim holder, and every increment of the
@@ -84,6 +85,7 @@ struct Span {
 }
 
 /// A snapshot of one size class, for introspection.
+#[cfg_attr(not(test), allow(dead_code, reason = "for introspection"))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ClassStats {
     /// Usable bytes per stack.
@@ -151,6 +153,7 @@ fn lookup(size: usize) -> &'static Class {
 }
 
 /// Statistics of every size class used so far.
+#[cfg_attr(not(test), allow(dead_code, reason = "for introspection"))]
 pub(crate) fn stats() -> Vec<ClassStats> {
     lock(&CLASSES).iter().map(|c| c.stats()).collect()
 }
@@ -168,6 +171,7 @@ impl Class {
     }
 
     /// A snapshot for introspection.
+    #[cfg_attr(not(test), allow(dead_code, reason = "for introspection"))]
     pub(super) fn stats(&self) -> ClassStats {
         let free = lock(&self.state).free.len();
         ClassStats {

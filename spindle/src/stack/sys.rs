@@ -48,6 +48,7 @@ pub(crate) enum GuardMode {
 static GUARD_MODE: AtomicU8 = AtomicU8::new(0);
 
 /// The guard mode in use, or `None` before the first guard was installed.
+#[cfg_attr(not(test), allow(dead_code, reason = "for diagnostics"))]
 pub(crate) fn guard_mode() -> Option<GuardMode> {
     match GUARD_MODE.load(Ordering::Relaxed) {
         1 => Some(GuardMode::Madvise),
@@ -125,6 +126,7 @@ pub(super) unsafe fn unmap(ptr: *mut u8, len: usize) {
 /// hold nothing anyone will read or write.
 pub(super) unsafe fn install_guard(addr: *mut u8, len: usize) -> Result<(), GuardError> {
     if GUARD_MODE.load(Ordering::Relaxed) != 2 {
+        let mut retries = 0;
         loop {
             // SAFETY: guaranteed by the caller; MADV_GUARD_INSTALL only
             // discards the (unused) contents of the range.
@@ -136,7 +138,7 @@ pub(super) unsafe fn install_guard(addr: *mut u8, len: usize) -> Result<(), Guar
             let errno = Errno::from_io_error(&io::Error::last_os_error()).unwrap_or(Errno::INVAL);
             match errno {
                 // The kernel asks to retry when it raced with a page fault.
-                Errno::AGAIN | Errno::INTR => continue,
+                Errno::AGAIN | Errno::INTR if retries < 100 => retries += 1,
                 // Older kernel: it does not know the advice value.
                 Errno::INVAL => {
                     GUARD_MODE.store(2, Ordering::Relaxed);
