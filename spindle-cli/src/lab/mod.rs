@@ -240,7 +240,7 @@ pub fn run(args: &LabArgs) -> Result<(), BenchError> {
         let Some(step) = steps[i].take() else {
             continue;
         };
-        bar.set_message(format!("{} of a {}: {}", step.cost, step.unit, step.how));
+        bar.set_message(format!("{} of a {}", step.cost, step.unit));
         let value = (step.measure)();
         bar.inc(1);
         let value = value.map_err(|e| {

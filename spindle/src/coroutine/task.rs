@@ -92,6 +92,9 @@ pub(crate) struct RunState {
     pub(crate) locals: LocalMap,
     /// Depth of sections that must not be unwound by shutdown (scope waits).
     pub(crate) no_unwind: u32,
+    /// Set once the coroutine panicked or was cancelled: shutdown never
+    /// starts a second unwind in it (see `park::check_cancelled`).
+    pub(crate) unwinding: bool,
 }
 
 /// The type-erased part of every task.
@@ -294,6 +297,7 @@ where
                 yielder: std::ptr::null(),
                 locals: LocalMap::new(),
                 no_unwind: 0,
+                unwinding: false,
             }),
             join_waiting: AtomicBool::new(false),
             joiner: Mutex::new(None),

@@ -167,11 +167,31 @@ pub(crate) fn suspend(h: &Header, why: Suspend) {
 }
 
 /// Unwinds with [`Cancelled`] if shutdown cancelled this coroutine, unless
-/// it is inside a [`NoUnwind`] section.
+/// it is inside a [`NoUnwind`] section or is (or was) unwinding already: a
+/// destructor that blocks during an unwind must not start a second one,
+/// which would abort the process.
+///
+/// Whether *this coroutine* unwinds cannot be read from
+/// `std::thread::panicking()`: std counts panics per OS thread, and another
+/// coroutine of the same worker may be parked in the middle of its own
+/// unwind. So the coroutine's own flag is used, set when this function
+/// raises and by the panic hook the runtime installs (see
+/// `runtime::install_panic_hook`).
 pub(crate) fn check_cancelled(h: &Header) {
-    // SAFETY: invariant 2; `no_unwind` is only touched by the coroutine.
-    if h.state.is_cancelled() && unsafe { (*h.run.get()).no_unwind } == 0 {
+    // SAFETY: invariant 2; the run state is only touched by the coroutine.
+    let run = unsafe { &mut *h.run.get() };
+    if h.state.is_cancelled() && run.no_unwind == 0 && !run.unwinding {
+        run.unwinding = true;
         std::panic::resume_unwind(Box::new(Cancelled));
+    }
+}
+
+/// Records that the running coroutine (if any) started to panic; called
+/// from the runtime's panic hook.
+pub(crate) fn note_panic() {
+    if let Some(hp) = worker::current_task() {
+        // SAFETY: the hook runs on the panicking coroutine's own stack.
+        unsafe { (*hp.as_ref().run.get()).unwinding = true };
     }
 }
 

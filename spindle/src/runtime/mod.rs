@@ -110,6 +110,7 @@ impl Builder {
         let stack_size = stack::normalize_size(self.stack_size.unwrap_or_else(stack::default_stack_size));
         clock::init();
         stack::install_handler();
+        install_panic_hook();
         let deques: Vec<Deque<_>> = (0..workers).map(|_| Deque::new_lifo()).collect();
         let shared = Arc::new(Shared::new(
             Config { workers, stack_size },
@@ -135,6 +136,28 @@ impl Builder {
         }
         Ok(Runtime { handle: Handle { shared }, threads })
     }
+}
+
+/// Wraps the panic hook (once per process) so a panicking coroutine is
+/// marked as unwinding before the previous hook runs; see
+/// `park::check_cancelled` for why std's own panic count cannot tell.
+///
+/// A hook the program installs later replaces this one; then a coroutine
+/// that panics and blocks in a destructor while the runtime shuts down may
+/// abort the process instead of finishing its unwind. Install your hook
+/// before building the first runtime to keep both.
+fn install_panic_hook() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if std::thread::panicking() {
+            return; // set_hook would panic here; run without the wrapper
+        }
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            crate::park::note_panic();
+            prev(info);
+        }));
+    });
 }
 
 fn workers_from_env() -> io::Result<usize> {
