@@ -43,7 +43,10 @@ fn new_coroutines_are_stolen_by_an_idle_worker() {
         let threads: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
         all_ran && threads.iter().all(|&t| t != me)
     });
-    assert!(done, "another worker must have stolen and run every new coroutine");
+    assert!(
+        done,
+        "another worker must have stolen and run every new coroutine"
+    );
 }
 
 /// DESIGN.md "Soundness": a coroutine stays on the worker where it first
@@ -78,9 +81,7 @@ fn rc_refcell_and_thread_local_never_change_thread() {
                         } else {
                             spindle::sleep(Duration::from_micros(10));
                         }
-                        if std::thread::current().id() != home
-                            || TL.with(|t| t as *const _) != tl
-                        {
+                        if std::thread::current().id() != home || TL.with(|t| t as *const _) != tl {
                             v.fetch_add(1, Ordering::SeqCst);
                         }
                     }
@@ -135,7 +136,10 @@ fn yield_now_interleaves_coroutines_on_one_worker() {
     for i in 0..3 {
         assert_eq!(log.iter().filter(|&&x| x == i).count(), 3);
     }
-    assert!(log.windows(3).all(|w| !(w[0] == w[1] && w[1] == w[2])), "{log:?}");
+    assert!(
+        log.windows(3).all(|w| !(w[0] == w[1] && w[1] == w[2])),
+        "{log:?}"
+    );
 }
 
 #[test]
@@ -151,8 +155,13 @@ fn sleep_parks_without_blocking_the_worker() {
             f.load(Ordering::SeqCst)
         });
         // With one worker, this runs while the sleeper sleeps.
-        spindle::spawn(move || flag.store(true, Ordering::SeqCst)).join().unwrap();
-        assert!(sleeper.join().unwrap(), "the other coroutine ran during the sleep");
+        spindle::spawn(move || flag.store(true, Ordering::SeqCst))
+            .join()
+            .unwrap();
+        assert!(
+            sleeper.join().unwrap(),
+            "the other coroutine ran during the sleep"
+        );
         spindle::sleep_until(Instant::now() - Duration::from_millis(1)); // past: returns
     });
 }
@@ -216,8 +225,10 @@ fn park_unpark_races_from_threads_and_coroutines() {
     let rt = rt();
     let rounds = 20_000usize;
     let waiters = 4;
-    let counters: Arc<Vec<AtomicUsize>> = Arc::new((0..waiters).map(|_| AtomicUsize::new(0)).collect());
-    let unparkers: Arc<Mutex<Vec<Option<spindle::Unparker>>>> = Arc::new(Mutex::new(vec![None; waiters]));
+    let counters: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..waiters).map(|_| AtomicUsize::new(0)).collect());
+    let unparkers: Arc<Mutex<Vec<Option<spindle::Unparker>>>> =
+        Arc::new(Mutex::new(vec![None; waiters]));
     let mut handles = Vec::new();
     for w in 0..waiters {
         let (counters, unparkers) = (counters.clone(), unparkers.clone());
@@ -236,7 +247,12 @@ fn park_unpark_races_from_threads_and_coroutines() {
     while unparkers.lock().unwrap().iter().any(Option::is_none) {
         std::thread::yield_now();
     }
-    let us: Vec<spindle::Unparker> = unparkers.lock().unwrap().iter().map(|u| u.clone().unwrap()).collect();
+    let us: Vec<spindle::Unparker> = unparkers
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|u| u.clone().unwrap())
+        .collect();
     // Half the producers are OS threads, half coroutines.
     let mut producers = Vec::new();
     for w in 0..waiters {
@@ -271,8 +287,10 @@ fn snapshot_shows_states_reasons_and_counters() {
             .name("sleepy".into())
             .spawn(|| spindle::sleep(Duration::from_secs(3600)))
             .unwrap();
-        let parked = spindle::spawn(|| loop {
-            spindle::park();
+        let parked = spindle::spawn(|| {
+            loop {
+                spindle::park();
+            }
         });
         // Let both start and block (the order they start in is the
         // scheduler's business; wait until it has happened).
@@ -282,7 +300,12 @@ fn snapshot_shows_states_reasons_and_counters() {
             let blocked = snap
                 .coroutines
                 .iter()
-                .filter(|c| matches!(c.state, CoroutineState::Sleeping | CoroutineState::Blocked(_)))
+                .filter(|c| {
+                    matches!(
+                        c.state,
+                        CoroutineState::Sleeping | CoroutineState::Blocked(_)
+                    )
+                })
                 .count();
             if blocked == 2 {
                 break;
@@ -298,7 +321,10 @@ fn snapshot_shows_states_reasons_and_counters() {
         assert_eq!(s.worker, Some(0));
         assert!(s.times_scheduled >= 1);
         assert!(s.location.file().ends_with("rt_sched.rs"));
-        assert_eq!(find(parked.id()).state, CoroutineState::Blocked(spindle::WaitReason::Park));
+        assert_eq!(
+            find(parked.id()).state,
+            CoroutineState::Blocked(spindle::WaitReason::Park)
+        );
         assert_eq!(snap.workers, 1);
         // Leave them to shutdown (which unwinds them).
     });

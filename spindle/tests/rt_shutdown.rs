@@ -44,7 +44,11 @@ fn dropping_the_runtime_unwinds_parked_and_sleeping_coroutines() {
         }
     });
     drop(rt);
-    assert_eq!(drops.load(Ordering::SeqCst), 50, "every parked coroutine's destructors ran");
+    assert_eq!(
+        drops.load(Ordering::SeqCst),
+        50,
+        "every parked coroutine's destructors ran"
+    );
     for h in handles {
         let err = h.join().unwrap_err();
         assert!(err.downcast_ref::<Cancelled>().is_some());

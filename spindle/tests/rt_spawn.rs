@@ -36,14 +36,22 @@ fn panic_is_isolated_and_payload_reaches_join() {
     // The runtime carries on after the panic.
     assert_eq!(rt.block_on(|| spindle::spawn(|| 5).join().unwrap()), 5);
     let n = std::hint::black_box(3);
-    let msg = rt.spawn(move || -> () { panic!("boom {n}") }).join().unwrap_err();
-    assert_eq!(msg.downcast_ref::<String>().map(String::as_str), Some("boom 3"));
+    let msg = rt
+        .spawn(move || -> () { panic!("boom {n}") })
+        .join()
+        .unwrap_err();
+    assert_eq!(
+        msg.downcast_ref::<String>().map(String::as_str),
+        Some("boom 3")
+    );
 }
 
 #[test]
 fn block_on_resumes_the_panic() {
     let rt = rt();
-    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(|| panic!("inner"))));
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        rt.block_on(|| panic!("inner"))
+    }));
     assert_eq!(*r.unwrap_err().downcast_ref::<&str>().unwrap(), "inner");
     assert_eq!(rt.block_on(|| 3), 3);
 }
@@ -65,7 +73,11 @@ fn is_finished_id_name_and_location() {
             .name("worker-a".into())
             .spawn(|| {
                 let me = spindle::current();
-                (me.id(), me.name().map(String::from), me.spawn_location().line())
+                (
+                    me.id(),
+                    me.name().map(String::from),
+                    me.spawn_location().line(),
+                )
             })
             .unwrap();
         let id = h.id();
@@ -73,7 +85,10 @@ fn is_finished_id_name_and_location() {
         assert_eq!(seen_id, id);
         assert_eq!(name.as_deref(), Some("worker-a"));
         // The location is the caller's `spawn`, a few lines above.
-        assert!((line!() - 12..line!()).contains(&spawned_at), "{spawned_at}");
+        assert!(
+            (line!() - 12..line!()).contains(&spawned_at),
+            "{spawned_at}"
+        );
         let h2 = spindle::spawn(|| ());
         assert_ne!(h2.id(), id);
         while !h2.is_finished() {
@@ -111,7 +126,6 @@ fn scope_borrows_and_joins_everything() {
 
 #[test]
 fn scope_from_a_plain_thread_and_panicking_child() {
-    let rt = rt();
     let data = [1u64, 2, 3];
     // Outside a coroutine `scope` uses the default runtime.
     let r = std::panic::catch_unwind(|| {

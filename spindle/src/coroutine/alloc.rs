@@ -51,7 +51,7 @@ impl Drop for Local {
 }
 
 thread_local! {
-    static LOCAL: RefCell<Local> = RefCell::new(Local([const { Vec::new() }; CLASSES]));
+    static LOCAL: RefCell<Local> = const { RefCell::new(Local([const { Vec::new() }; CLASSES])) };
 }
 
 fn lock(class: usize) -> std::sync::MutexGuard<'static, Blocks> {

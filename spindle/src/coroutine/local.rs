@@ -31,7 +31,9 @@ pub(crate) struct LocalMap {
 
 impl LocalMap {
     pub(crate) fn new() -> LocalMap {
-        LocalMap { entries: Vec::new() }
+        LocalMap {
+            entries: Vec::new(),
+        }
     }
 
     fn get(&self, key: usize) -> Option<*const dyn Any> {
@@ -78,7 +80,8 @@ impl<T: 'static> LocalKey<T> {
     /// On a plain thread during its exit, after its copy was destroyed
     /// (use [`try_with`](Self::try_with) there).
     pub fn with<R>(&'static self, f: impl FnOnce(&T) -> R) -> R {
-        self.try_with(f).expect("cannot access a coroutine-local value after its destruction")
+        self.try_with(f)
+            .expect("cannot access a coroutine-local value after its destruction")
     }
 
     /// Like [`with`](Self::with), but returns an error instead of panicking
@@ -150,7 +153,9 @@ pub(crate) unsafe fn destroy_current(h: NonNull<Header>) {
         }
     }
     // SAFETY: as above.
-    std::mem::forget(std::mem::take(unsafe { &mut (*h.as_ref().run.get()).locals.entries }));
+    std::mem::forget(std::mem::take(unsafe {
+        &mut (*h.as_ref().run.get()).locals.entries
+    }));
 }
 
 /// Declares coroutine-local keys, shaped like [`std::thread_local!`].

@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 
 pub use local::{AccessError, LocalKey};
-pub use scope::{Scope, ScopedJoinHandle, scope};
 pub(crate) use scope::scope_on;
+pub use scope::{Scope, ScopedJoinHandle, scope};
 pub use task::Cancelled;
 
 use crate::park::{self, Unparker, WaitReason};
@@ -168,7 +168,10 @@ impl Builder {
         let location = Location::caller();
         // 'static bounds: the task may outlive every caller frame.
         let task = spawn_raw(shared, self, location, f)?;
-        Ok(JoinHandle { task, _marker: PhantomData })
+        Ok(JoinHandle {
+            task,
+            _marker: PhantomData,
+        })
     }
 }
 
@@ -305,13 +308,17 @@ impl<T> JoinHandle<T> {
 
     /// A handle to the coroutine itself (id, name, unpark).
     pub fn coroutine(&self) -> Coroutine {
-        Coroutine { task: self.task.clone() }
+        Coroutine {
+            task: self.task.clone(),
+        }
     }
 }
 
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("JoinHandle").field("id", &self.id()).finish_non_exhaustive()
+        f.debug_struct("JoinHandle")
+            .field("id", &self.id())
+            .finish_non_exhaustive()
     }
 }
 
@@ -376,7 +383,9 @@ impl fmt::Debug for Coroutine {
 /// spindle coroutine.
 pub fn try_current() -> Option<Coroutine> {
     // SAFETY: the running coroutine is alive while it runs.
-    worker::current_task().map(|h| Coroutine { task: unsafe { TaskRef::from_ptr(h) } })
+    worker::current_task().map(|h| Coroutine {
+        task: unsafe { TaskRef::from_ptr(h) },
+    })
 }
 
 /// The calling coroutine.

@@ -213,8 +213,13 @@ impl<T> ScopedJoinHandle<'_, T> {
     pub fn join(mut self) -> thread::Result<T> {
         wait_done(&self.task, WaitReason::Join);
         // The coroutine's packet reference is gone once it is DONE.
-        let packet = Arc::get_mut(&mut self.packet).expect("scoped coroutine still holds its packet");
-        packet.result.get_mut().take().unwrap_or_else(|| Err(Box::new(Cancelled)))
+        let packet =
+            Arc::get_mut(&mut self.packet).expect("scoped coroutine still holds its packet");
+        packet
+            .result
+            .get_mut()
+            .take()
+            .unwrap_or_else(|| Err(Box::new(Cancelled)))
     }
 
     /// Whether the coroutine has finished.
@@ -230,7 +235,9 @@ impl<T> ScopedJoinHandle<'_, T> {
 
 impl<T> std::fmt::Debug for ScopedJoinHandle<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ScopedJoinHandle").field("id", &self.id()).finish_non_exhaustive()
+        f.debug_struct("ScopedJoinHandle")
+            .field("id", &self.id())
+            .finish_non_exhaustive()
     }
 }
 

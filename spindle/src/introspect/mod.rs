@@ -76,7 +76,8 @@ pub(crate) fn snapshot_of(shared: &Shared) -> Snapshot {
     shared.registry.for_each(|h| {
         let word = h.state.load_relaxed();
         let worker = h.worker.load(Ordering::Relaxed);
-        let reason = WaitReason::from_u8(h.wait_reason.load(Ordering::Relaxed)).unwrap_or(WaitReason::Park);
+        let reason =
+            WaitReason::from_u8(h.wait_reason.load(Ordering::Relaxed)).unwrap_or(WaitReason::Park);
         let state = match State::lifecycle(word) {
             NEW | QUEUED => CoroutineState::Ready,
             RUNNING if running.contains(&(h as *const _ as usize)) => CoroutineState::Running,
@@ -93,9 +94,14 @@ pub(crate) fn snapshot_of(shared: &Shared) -> Snapshot {
             state,
             worker: (worker != NO_WORKER).then_some(worker),
             times_scheduled: h.scheduled.load(Ordering::Relaxed),
-            run_time: Duration::from_nanos(clock::ticks_to_nanos(h.run_ticks.load(Ordering::Relaxed))),
+            run_time: Duration::from_nanos(clock::ticks_to_nanos(
+                h.run_ticks.load(Ordering::Relaxed),
+            )),
             stack_size: h.stack_size,
         });
     });
-    Snapshot { coroutines, workers: shared.config.workers }
+    Snapshot {
+        coroutines,
+        workers: shared.config.workers,
+    }
 }

@@ -34,7 +34,11 @@ pub(crate) struct Links {
 
 impl Default for Links {
     fn default() -> Links {
-        Links { prev: ptr::null(), next: ptr::null(), linked: false }
+        Links {
+            prev: ptr::null(),
+            next: ptr::null(),
+            linked: false,
+        }
     }
 }
 
@@ -58,7 +62,13 @@ impl Registry {
     pub(crate) fn new(n: usize) -> Registry {
         Registry {
             shards: (0..n.max(1))
-                .map(|_| CachePadded::new(Mutex::new(Shard { head: ptr::null(), len: 0, closed: false })))
+                .map(|_| {
+                    CachePadded::new(Mutex::new(Shard {
+                        head: ptr::null(),
+                        len: 0,
+                        closed: false,
+                    }))
+                })
                 .collect(),
         }
     }
@@ -147,6 +157,7 @@ impl Registry {
             // links are stable while we hold the lock.
             while let Some(h) = unsafe { p.as_ref() } {
                 f(h);
+                // SAFETY: as above.
                 p = unsafe { (*h.links.get()).next };
             }
         }

@@ -18,8 +18,8 @@ use std::time::{Duration, Instant};
 
 pub use reason::WaitReason;
 
-use crate::coroutine::task::{Header, Suspend, TaskRef};
 use crate::coroutine::Cancelled;
+use crate::coroutine::task::{Header, Suspend, TaskRef};
 use crate::scheduler::worker;
 
 /// Wakes one parked coroutine or thread.
@@ -140,7 +140,8 @@ fn park_coroutine(hp: NonNull<Header>, reason: WaitReason, deadline: Option<Inst
     // Only this coroutine writes its generation (Relaxed load + store);
     // timers read it to ignore themselves after a later park.
     let generation = h.park_gen.load(std::sync::atomic::Ordering::Relaxed) + 1;
-    h.park_gen.store(generation, std::sync::atomic::Ordering::Relaxed);
+    h.park_gen
+        .store(generation, std::sync::atomic::Ordering::Relaxed);
     if let Some(d) = deadline {
         if d <= Instant::now() {
             return;
@@ -150,7 +151,8 @@ fn park_coroutine(hp: NonNull<Header>, reason: WaitReason, deadline: Option<Inst
         // used before we switch away.
         unsafe { (*cx).add_timer(d, TaskRef::from_ptr(hp), generation) };
     }
-    h.wait_reason.store(reason as u8, std::sync::atomic::Ordering::Relaxed);
+    h.wait_reason
+        .store(reason as u8, std::sync::atomic::Ordering::Relaxed);
     suspend(h, Suspend::Park);
     check_cancelled(h);
 }

@@ -107,13 +107,17 @@ impl Builder {
             Some(n) => n,
             None => workers_from_env()?,
         };
-        let stack_size = stack::normalize_size(self.stack_size.unwrap_or_else(stack::default_stack_size));
+        let stack_size =
+            stack::normalize_size(self.stack_size.unwrap_or_else(stack::default_stack_size));
         clock::init();
         stack::install_handler();
         install_panic_hook();
         let deques: Vec<Deque<_>> = (0..workers).map(|_| Deque::new_lifo()).collect();
         let shared = Arc::new(Shared::new(
-            Config { workers, stack_size },
+            Config {
+                workers,
+                stack_size,
+            },
             deques.iter().map(|d| d.stealer()).collect(),
         ));
         let mut threads = Vec::with_capacity(workers);
@@ -125,7 +129,10 @@ impl Builder {
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
-                    let rt = Runtime { handle: Handle { shared }, threads };
+                    let rt = Runtime {
+                        handle: Handle { shared },
+                        threads,
+                    };
                     drop(rt);
                     return Err(io::Error::new(
                         e.kind(),
@@ -134,7 +141,10 @@ impl Builder {
                 }
             }
         }
-        Ok(Runtime { handle: Handle { shared }, threads })
+        Ok(Runtime {
+            handle: Handle { shared },
+            threads,
+        })
     }
 }
 
@@ -330,7 +340,9 @@ impl Handle {
     /// The runtime of the calling coroutine, if any.
     pub fn try_current() -> Option<Handle> {
         // SAFETY: `context()` is the live context of this thread.
-        worker::context().map(|cx| Handle { shared: unsafe { (*cx).shared.clone() } })
+        worker::context().map(|cx| Handle {
+            shared: unsafe { (*cx).shared.clone() },
+        })
     }
 
     /// Spawns a coroutine on this runtime.
@@ -363,7 +375,9 @@ impl Handle {
 
 impl std::fmt::Debug for Handle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handle").field("workers", &self.workers()).finish_non_exhaustive()
+        f.debug_struct("Handle")
+            .field("workers", &self.workers())
+            .finish_non_exhaustive()
     }
 }
 
@@ -405,7 +419,10 @@ pub(crate) fn current_or_default() -> io::Result<Arc<Shared>> {
 pub fn snapshot() -> Snapshot {
     match current_or_default() {
         Ok(s) => introspect::snapshot_of(&s),
-        Err(_) => Snapshot { coroutines: Vec::new(), workers: 0 },
+        Err(_) => Snapshot {
+            coroutines: Vec::new(),
+            workers: 0,
+        },
     }
 }
 

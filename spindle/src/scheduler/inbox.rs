@@ -20,7 +20,10 @@ pub(crate) struct Inbox {
 
 impl Inbox {
     pub(crate) fn new() -> Inbox {
-        Inbox { items: Mutex::new(Vec::new()), nonempty: AtomicBool::new(false) }
+        Inbox {
+            items: Mutex::new(Vec::new()),
+            nonempty: AtomicBool::new(false),
+        }
     }
 
     /// Adds a woken coroutine.

@@ -108,7 +108,10 @@ impl Shared {
     /// Begins shutdown: no new coroutine will start; every worker is woken
     /// to cancel its coroutines.
     pub(crate) fn begin_shutdown(&self, deadline: Option<Instant>) {
-        *self.shutdown_deadline.lock().unwrap_or_else(|e| e.into_inner()) = deadline;
+        *self
+            .shutdown_deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = deadline;
         self.shutdown.store(true, Ordering::Release);
         self.registry.close();
         for i in 0..self.remotes.len() {

@@ -110,7 +110,9 @@ impl Context {
             pool: RefCell::new(LocalPool::new()),
             tick: Cell::new(0),
             next_streak: Cell::new(0),
-            rng: Cell::new(0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9)),
+            rng: Cell::new(
+                0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
+            ),
             spare: RefCell::new(Vec::new()),
         }
     }
@@ -178,9 +180,14 @@ impl Context {
         }
         self.next_streak.set(0);
         let local = if tick & 1 == 0 {
-            self.ready.borrow_mut().pop_front().or_else(|| self.fresh.pop())
+            self.ready
+                .borrow_mut()
+                .pop_front()
+                .or_else(|| self.fresh.pop())
         } else {
-            self.fresh.pop().or_else(|| self.ready.borrow_mut().pop_front())
+            self.fresh
+                .pop()
+                .or_else(|| self.ready.borrow_mut().pop_front())
         };
         if local.is_some() {
             return local;
@@ -189,7 +196,10 @@ impl Context {
             return Some(t);
         }
         if self.fire_timers() {
-            return self.next.take().or_else(|| self.ready.borrow_mut().pop_front());
+            return self
+                .next
+                .take()
+                .or_else(|| self.ready.borrow_mut().pop_front());
         }
         None
     }
@@ -264,7 +274,10 @@ impl Context {
         // SAFETY: we won the NEW → RUNNING claim: this worker alone owns
         // the run state now (task.rs invariant 2).
         let run = unsafe { &mut *h.run.get() };
-        let reservation = run.reservation.take().expect("new coroutine without a stack reservation");
+        let reservation = run
+            .reservation
+            .take()
+            .expect("new coroutine without a stack reservation");
         let stack = match self.pool.borrow_mut().take(reservation) {
             Ok(s) => s,
             Err(e) => {
@@ -318,7 +331,12 @@ impl Context {
         let sampled = self.sample_next();
         let t0 = if sampled { clock::ticks() } else { 0 };
         // SAFETY: as above; `co` is Some for a started coroutine.
-        let result = unsafe { (*co).as_mut().expect("resumed coroutine has no stack").resume(()) };
+        let result = unsafe {
+            (*co)
+                .as_mut()
+                .expect("resumed coroutine has no stack")
+                .resume(())
+        };
         if sampled {
             let dt = clock::ticks().wrapping_sub(t0) * RUN_TIME_SAMPLE;
             h.run_ticks
@@ -403,7 +421,11 @@ impl Context {
         remote.sleep.store(SLEEPING, Ordering::SeqCst);
         shared.idle.add_sleeper(self.index);
         std::sync::atomic::fence(Ordering::SeqCst);
-        let timeout = self.timers.borrow().peek_deadline().map(|d| d.saturating_duration_since(Instant::now()));
+        let timeout = self
+            .timers
+            .borrow()
+            .peek_deadline()
+            .map(|d| d.saturating_duration_since(Instant::now()));
         let must_stay = shared.is_shutdown()
             || shared.has_visible_work(self.index)
             || timeout == Some(Duration::ZERO);
@@ -423,7 +445,11 @@ impl Context {
     /// Shutdown: cancel everything this worker owns and run the
     /// cancelled coroutines until they have unwound (README, "Shutdown").
     fn shutdown(&self) {
-        let deadline = *self.shared.shutdown_deadline.lock().unwrap_or_else(|e| e.into_inner());
+        let deadline = *self
+            .shared
+            .shutdown_deadline
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         loop {
             // New coroutines never start once shutdown began.
             while let Some(t) = self.fresh.pop() {

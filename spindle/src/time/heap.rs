@@ -155,6 +155,10 @@ impl<T> TimerHeap<T> {
     }
 
     /// The number of entries, stale ones included.
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "used by tests and introspection later")
+    )]
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
