@@ -85,6 +85,14 @@ pub use time::{sleep, sleep_until};
 #[cfg(feature = "macros")]
 pub use spindle_macros::{main, test};
 
+/// The park state word, exposed only to the loom model in
+/// `tests/loom_park.rs` (built with `RUSTFLAGS="--cfg loom"`); not public API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom {
+    pub use crate::park::state::{CANCELLED, NOTIFIED, PARKED, QUEUED, RUNNING, State, Wake};
+}
+
 #[doc(hidden)]
 pub mod __private {
     //! Used by the `coroutine_local!` macro; not public API.

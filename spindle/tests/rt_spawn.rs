@@ -86,7 +86,7 @@ fn is_finished_id_name_and_location() {
         assert_eq!(name.as_deref(), Some("worker-a"));
         // The location is the caller's `spawn`, a few lines above.
         assert!(
-            (line!() - 12..line!()).contains(&spawned_at),
+            (line!() - 20..line!()).contains(&spawned_at),
             "{spawned_at}"
         );
         let h2 = spindle::spawn(|| ());

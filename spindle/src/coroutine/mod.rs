@@ -382,10 +382,10 @@ impl fmt::Debug for Coroutine {
 /// The calling coroutine, or `None` on a thread that is not running a
 /// spindle coroutine.
 pub fn try_current() -> Option<Coroutine> {
+    let h = worker::current_task()?;
     // SAFETY: the running coroutine is alive while it runs.
-    worker::current_task().map(|h| Coroutine {
-        task: unsafe { TaskRef::from_ptr(h) },
-    })
+    let task = unsafe { TaskRef::from_ptr(h) };
+    Some(Coroutine { task })
 }
 
 /// The calling coroutine.

@@ -40,24 +40,24 @@
 use crate::loom::{AtomicU32, Ordering};
 
 /// Spawned, not started.
-pub(crate) const NEW: u32 = 0;
+pub const NEW: u32 = 0;
 /// Started; running or yielded.
-pub(crate) const RUNNING: u32 = 1;
+pub const RUNNING: u32 = 1;
 /// Suspended in `park`, in no queue.
-pub(crate) const PARKED: u32 = 2;
+pub const PARKED: u32 = 2;
 /// Unparked and queued, not yet resumed.
-pub(crate) const QUEUED: u32 = 3;
+pub const QUEUED: u32 = 3;
 /// Finished.
-pub(crate) const DONE: u32 = 4;
+pub const DONE: u32 = 4;
 const LIFECYCLE: u32 = 0b111;
 /// An unpark token is pending.
-pub(crate) const NOTIFIED: u32 = 1 << 3;
+pub const NOTIFIED: u32 = 1 << 3;
 /// Shutdown asked the coroutine to unwind.
-pub(crate) const CANCELLED: u32 = 1 << 4;
+pub const CANCELLED: u32 = 1 << 4;
 
 /// What an unpark or cancel asks of its caller.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Wake {
+pub enum Wake {
     /// The coroutine was parked: the caller now owns the duty to enqueue it.
     Schedule,
     /// Nothing to enqueue: the token was recorded, or the coroutine is done.
@@ -66,28 +66,28 @@ pub(crate) enum Wake {
 
 /// The atomic state word of one coroutine.
 #[derive(Debug)]
-pub(crate) struct State(AtomicU32);
+pub struct State(AtomicU32);
 
 impl State {
     /// A new, not yet started coroutine.
-    pub(crate) fn new() -> State {
+    pub fn new() -> State {
         State(AtomicU32::new(NEW))
     }
 
     /// The raw word, for introspection (Relaxed: a snapshot may be stale).
-    pub(crate) fn load_relaxed(&self) -> u32 {
+    pub fn load_relaxed(&self) -> u32 {
         self.0.load(Ordering::Relaxed)
     }
 
     /// The lifecycle part of a raw word.
-    pub(crate) fn lifecycle(word: u32) -> u32 {
+    pub fn lifecycle(word: u32) -> u32 {
         word & LIFECYCLE
     }
 
     /// Claims a `NEW` coroutine: `NEW → RUNNING`, by the worker that first
     /// resumes it or by shutdown cancelling it unrun. Returns `false` if
     /// someone else claimed it first.
-    pub(crate) fn start(&self) -> bool {
+    pub fn start(&self) -> bool {
         let mut cur = self.0.load(Ordering::Relaxed);
         loop {
             if cur & LIFECYCLE != NEW {
@@ -111,7 +111,7 @@ impl State {
     /// In `park`, before suspending: consumes a pending token.
     ///
     /// Returns `true` if there was one, in which case `park` returns at once.
-    pub(crate) fn take_token(&self) -> bool {
+    pub fn take_token(&self) -> bool {
         // Relaxed first look; the Acquire RMW pairs with the Release in
         // `unpark` so what the unparker wrote before unparking is visible.
         if self.0.load(Ordering::Relaxed) & NOTIFIED == 0 {
@@ -125,7 +125,7 @@ impl State {
     ///
     /// Returns `false` if a token was pending; it is consumed and the
     /// coroutine must be resumed again (it re-checks its condition).
-    pub(crate) fn commit_park(&self) -> bool {
+    pub fn commit_park(&self) -> bool {
         let mut cur = self.0.load(Ordering::Relaxed);
         loop {
             if cur & NOTIFIED != 0 {
@@ -149,13 +149,13 @@ impl State {
     }
 
     /// From any thread: wakes the coroutine or leaves it a token.
-    pub(crate) fn unpark(&self) -> Wake {
+    pub fn unpark(&self) -> Wake {
         self.transition(0)
     }
 
     /// From the shutting-down worker: sets `CANCELLED` and wakes the
     /// coroutine like an unpark.
-    pub(crate) fn cancel(&self) -> Wake {
+    pub fn cancel(&self) -> Wake {
         self.transition(CANCELLED)
     }
 
@@ -183,14 +183,14 @@ impl State {
     }
 
     /// `QUEUED → RUNNING`, by the worker about to resume a woken coroutine.
-    pub(crate) fn resume_queued(&self) {
+    pub fn resume_queued(&self) {
         // Acquire: pairs with the unparker's Release.
         let prev = self.0.fetch_sub(QUEUED - RUNNING, Ordering::Acquire);
         debug_assert_eq!(prev & LIFECYCLE, QUEUED);
     }
 
     /// `RUNNING → DONE`, by the owner after the coroutine returned.
-    pub(crate) fn complete(&self) {
+    pub fn complete(&self) {
         // Release: publishes the output written by the coroutine to
         // whoever observes DONE with Acquire (`is_done`).
         let prev = self.0.fetch_add(DONE - RUNNING, Ordering::Release);
@@ -198,12 +198,12 @@ impl State {
     }
 
     /// Whether the coroutine finished; Acquire so its output is visible.
-    pub(crate) fn is_done(&self) -> bool {
+    pub fn is_done(&self) -> bool {
         self.0.load(Ordering::Acquire) & LIFECYCLE == DONE
     }
 
     /// Whether shutdown asked this coroutine to unwind.
-    pub(crate) fn is_cancelled(&self) -> bool {
+    pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Relaxed) & CANCELLED != 0
     }
 }

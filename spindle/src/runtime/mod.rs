@@ -339,10 +339,10 @@ impl Handle {
 
     /// The runtime of the calling coroutine, if any.
     pub fn try_current() -> Option<Handle> {
+        let cx = worker::context()?;
         // SAFETY: `context()` is the live context of this thread.
-        worker::context().map(|cx| Handle {
-            shared: unsafe { (*cx).shared.clone() },
-        })
+        let shared = unsafe { (*cx).shared.clone() };
+        Some(Handle { shared })
     }
 
     /// Spawns a coroutine on this runtime.

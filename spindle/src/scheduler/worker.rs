@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use corosensei::CoroutineResult;
 use crossbeam_deque::{Steal, Worker as Deque};
 
-use super::{AWAKE, NOTIFIED_SEARCHING, SLEEPING, Shared};
+use super::{AWAKE, NOTIFIED_SEARCHING, Remote, SLEEPING, Shared};
 use crate::clock;
 use crate::coroutine::task::{self, Header, RawCo, Suspend, TaskRef};
 use crate::park::state::{DONE, NEW, PARKED, QUEUED, State};
@@ -53,8 +53,8 @@ pub(crate) struct Context {
     pub(crate) shared: Arc<Shared>,
     /// This worker's index.
     pub(crate) index: usize,
-    /// The coroutine running now, or null.
-    pub(crate) current: Cell<*const Header>,
+    /// This worker's shared part (`shared.remotes[index]`), cached.
+    remote: *const Remote,
     ready: RefCell<VecDeque<TaskRef>>,
     next: Cell<Option<TaskRef>>,
     fresh: Deque<TaskRef>,
@@ -64,6 +64,8 @@ pub(crate) struct Context {
     next_streak: Cell<u32>,
     /// State of the run-time sampling generator.
     rng: Cell<u64>,
+    /// Resumes until the next timed one.
+    sample_in: Cell<u64>,
     /// Spare vector the inbox is drained into.
     spare: RefCell<Vec<TaskRef>>,
 }
@@ -92,17 +94,18 @@ pub(crate) fn current_task() -> Option<NonNull<Header>> {
     }
     // SAFETY: a non-null CONTEXT points at the live context of this
     // thread's worker loop (set in `run`, cleared before it returns).
-    NonNull::new(unsafe { (*p).current.get() }.cast_mut())
+    NonNull::new(unsafe { (*(*p).remote).current.load(Ordering::Relaxed) })
 }
 
 impl Context {
     /// A context for worker `index`, with its local queue of new
     /// coroutines (whose stealer is already in `shared`).
     pub(crate) fn new(shared: Arc<Shared>, index: usize, fresh: Deque<TaskRef>) -> Context {
+        let remote: *const Remote = &*shared.remotes[index];
         Context {
             shared,
             index,
-            current: Cell::new(ptr::null()),
+            remote,
             ready: RefCell::new(VecDeque::with_capacity(256)),
             next: Cell::new(None),
             fresh,
@@ -110,11 +113,20 @@ impl Context {
             pool: RefCell::new(LocalPool::new()),
             tick: Cell::new(0),
             next_streak: Cell::new(0),
+            sample_in: Cell::new(1),
             rng: Cell::new(
                 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
             ),
             spare: RefCell::new(Vec::new()),
         }
+    }
+
+    /// This worker's shared part.
+    #[inline]
+    fn remote(&self) -> &Remote {
+        // SAFETY: points into `self.shared.remotes`, which lives as long as
+        // `self.shared` (an Arc we hold) and is never reallocated.
+        unsafe { &*self.remote }
     }
 
     /// Pushes a new coroutine spawned on this worker.
@@ -155,6 +167,7 @@ impl Context {
         CONTEXT.with(|c| c.set(ptr::null()));
     }
 
+    #[inline(always)]
     fn next_task(&self) -> Option<TaskRef> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
@@ -164,7 +177,7 @@ impl Context {
             }
             self.fire_timers();
         }
-        let remote = &self.shared.remotes[self.index];
+        let remote = self.remote();
         if remote.inbox.has_items() {
             let mut spare = self.spare.borrow_mut();
             remote.inbox.drain_into(&mut spare);
@@ -232,18 +245,27 @@ impl Context {
         fired
     }
 
-    /// Whether to time the next resume (xorshift, one in RUN_TIME_SAMPLE).
+    /// Whether to time the next resume: a countdown to the next sample,
+    /// redrawn (xorshift, 1..=2*RUN_TIME_SAMPLE-1, mean RUN_TIME_SAMPLE)
+    /// after each one, so alternating coroutines are sampled fairly.
     #[inline]
     fn sample_next(&self) -> bool {
+        let left = self.sample_in.get();
+        if left > 1 {
+            self.sample_in.set(left - 1);
+            return false;
+        }
         let mut x = self.rng.get();
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         self.rng.set(x);
-        x % RUN_TIME_SAMPLE == 0
+        self.sample_in.set(1 + x % (2 * RUN_TIME_SAMPLE - 1));
+        true
     }
 
     /// Resumes (or starts) one coroutine until it yields, parks or ends.
+    #[inline(always)]
     fn run_task(&self, task: TaskRef) {
         let h = task.header();
         match State::lifecycle(h.state.load_relaxed()) {
@@ -265,6 +287,7 @@ impl Context {
     }
 
     /// Gives a new coroutine its stack; returns false if it cannot run.
+    #[inline(never)]
     fn start(&self, task: &TaskRef) -> bool {
         let h = task.header();
         if !h.state.start() {
@@ -311,8 +334,9 @@ impl Context {
     fn resume(&self, task: TaskRef) {
         let h = task.header();
         let hp: *const Header = h;
-        self.current.set(hp);
-        let remote = &self.shared.remotes[self.index];
+        let remote = self.remote();
+        // Relaxed: read by this thread (`current_task`) and, as a hint
+        // only, by snapshots.
         remote.current.store(hp.cast_mut(), Ordering::Relaxed);
         // SAFETY: task.rs invariant 2: this worker runs the coroutine; we
         // take raw pointers to disjoint fields so the coroutine's own
@@ -345,7 +369,6 @@ impl Context {
         // SAFETY: null is always allowed.
         unsafe { stack::set_current(ptr::null()) };
         remote.current.store(ptr::null_mut(), Ordering::Relaxed);
-        self.current.set(ptr::null());
         match result {
             CoroutineResult::Yield(Suspend::Yield) => self.ready.borrow_mut().push_back(task),
             CoroutineResult::Yield(Suspend::Park) => {

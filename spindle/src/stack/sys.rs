@@ -30,7 +30,16 @@ const MADV_GUARD_INSTALL: libc::c_int = 102;
 
 /// The size of a memory page, a power of two.
 pub(super) fn page_size() -> usize {
-    rustix::param::page_size()
+    // Cached: the libc lookup behind it costs ~150 instructions, and it is
+    // asked on every spawn. Racing first calls store the same value.
+    static PAGE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let p = PAGE.load(std::sync::atomic::Ordering::Relaxed);
+    if p != 0 {
+        return p;
+    }
+    let p = rustix::param::page_size();
+    PAGE.store(p, std::sync::atomic::Ordering::Relaxed);
+    p
 }
 
 /// How this process installs guard pages.
