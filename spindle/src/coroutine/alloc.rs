@@ -6,7 +6,7 @@
 //! followed by their joins makes the worker's arena grow and shrink again
 //! (mprotect, madvise, page faults) on every burst. Like Go, which keeps
 //! dead goroutine descriptors on per-P free lists, spindle keeps freed task
-//! blocks in size classes: a per-thread cache, spilling to a global list.
+//! blocks in size classes: a per-worker cache, spilling to a global list.
 //! Memory of the peak number of live tasks is kept for reuse (a few hundred
 //! bytes per task); blocks larger than the largest class go straight to the
 //! global allocator.
@@ -17,17 +17,18 @@
 //!   layout of its class (`class_layout`), is not in use, and appears once.
 
 use std::alloc::{Layout, alloc, dealloc, handle_alloc_error};
-use std::cell::RefCell;
 use std::ptr::NonNull;
 use std::sync::Mutex;
+
+use crate::scheduler::worker;
 
 /// Class `i` holds blocks of `(i + 1) * GRANULE` bytes.
 const GRANULE: usize = 64;
 /// Number of classes: blocks up to 2 KiB are recycled.
 const CLASSES: usize = 32;
 /// Alignment of every recycled block.
-const ALIGN: usize = 64;
-/// A thread keeps at most this many blocks per class before spilling half.
+const ALIGN: usize = 16;
+/// A worker keeps at most this many blocks per class before spilling half.
 const LOCAL_CAP: usize = 4096;
 
 struct Blocks(Vec<NonNull<u8>>);
@@ -38,9 +39,39 @@ unsafe impl Send for Blocks {}
 
 static GLOBAL: [Mutex<Blocks>; CLASSES] = [const { Mutex::new(Blocks(Vec::new())) }; CLASSES];
 
-struct Local([Vec<NonNull<u8>>; CLASSES]);
+/// A worker's own cache of free task blocks, one list per class. Lives in
+/// the worker's context, so the common spawn and join touch no lock and no
+/// thread-local lookup beyond the worker's own.
+pub(crate) struct Cache([Vec<NonNull<u8>>; CLASSES]);
 
-impl Drop for Local {
+impl Cache {
+    pub(crate) fn new() -> Cache {
+        Cache([const { Vec::new() }; CLASSES])
+    }
+
+    fn pop(&mut self, class: usize) -> Option<NonNull<u8>> {
+        if let Some(p) = self.0[class].pop() {
+            return Some(p);
+        }
+        // Refill a batch from the global list.
+        let mut g = lock(class);
+        let take = g.0.len().min(LOCAL_CAP / 2);
+        let at = g.0.len() - take;
+        self.0[class].extend(g.0.drain(at..));
+        self.0[class].pop()
+    }
+
+    fn push(&mut self, class: usize, p: NonNull<u8>) {
+        let list = &mut self.0[class];
+        if list.len() >= LOCAL_CAP {
+            let half = list.len() / 2;
+            lock(class).0.extend(list.drain(half..));
+        }
+        list.push(p);
+    }
+}
+
+impl Drop for Cache {
     fn drop(&mut self) {
         for (class, list) in self.0.iter_mut().enumerate() {
             if !list.is_empty() {
@@ -48,10 +79,6 @@ impl Drop for Local {
             }
         }
     }
-}
-
-thread_local! {
-    static LOCAL: RefCell<Local> = const { RefCell::new(Local([const { Vec::new() }; CLASSES])) };
 }
 
 fn lock(class: usize) -> std::sync::MutexGuard<'static, Blocks> {
@@ -67,31 +94,23 @@ fn class_of(layout: Layout) -> Option<usize> {
 }
 
 fn class_layout(class: usize) -> Layout {
-    // Cannot fail: a small multiple of 64 with alignment 64.
+    // Cannot fail: a small multiple of 64 with a small power-of-two alignment.
     Layout::from_size_align((class + 1) * GRANULE, ALIGN).expect("valid class layout")
 }
 
-/// Allocates memory for `layout`, recycled if possible.
+/// Allocates memory for `layout`, recycled if possible: from the calling
+/// worker's cache, or the global list on other threads.
 pub(crate) fn allocate(layout: Layout) -> NonNull<u8> {
     let Some(class) = class_of(layout) else {
         return raw_alloc(layout);
     };
-    let local = LOCAL
-        .try_with(|l| {
-            let mut l = l.borrow_mut();
-            if let Some(p) = l.0[class].pop() {
-                return Some(p);
-            }
-            // Refill a batch from the global list.
-            let mut g = lock(class);
-            let take = g.0.len().min(LOCAL_CAP / 2);
-            let at = g.0.len() - take;
-            l.0[class].extend(g.0.drain(at..));
-            l.0[class].pop()
-        })
-        .ok()
-        .flatten();
-    local.unwrap_or_else(|| raw_alloc(class_layout(class)))
+    let recycled = match worker::context() {
+        // SAFETY: the worker's context is alive and only this thread uses
+        // its cache; the borrow ends within this call.
+        Some(cx) => unsafe { (*cx).with_task_cache(|c| c.pop(class)) },
+        None => lock(class).0.pop(),
+    };
+    recycled.unwrap_or_else(|| raw_alloc(class_layout(class)))
 }
 
 /// Returns memory obtained from [`allocate`] with the same `layout`.
@@ -104,18 +123,10 @@ pub(crate) unsafe fn deallocate(p: NonNull<u8>, layout: Layout) {
         unsafe { dealloc(p.as_ptr(), layout) };
         return;
     };
-    let kept = LOCAL.try_with(|l| {
-        let mut l = l.borrow_mut();
-        let list = &mut l.0[class];
-        if list.len() >= LOCAL_CAP {
-            let half = list.len() / 2;
-            lock(class).0.extend(list.drain(half..));
-        }
-        list.push(p);
-    });
-    if kept.is_err() {
-        // Thread exiting: hand the block to the global list.
-        lock(class).0.push(p);
+    match worker::context() {
+        // SAFETY: as in `allocate`.
+        Some(cx) => unsafe { (*cx).with_task_cache(|c| c.push(class, p)) },
+        None => lock(class).0.push(p),
     }
 }
 

@@ -6,7 +6,7 @@
 //! resource exhaustion as an `io::Error`; [`scope`] lets coroutines borrow
 //! from the caller.
 
-mod alloc;
+pub(crate) mod alloc;
 pub(crate) mod local;
 mod scope;
 pub(crate) mod task;
@@ -196,8 +196,6 @@ where
         // SAFETY: `context()` is the live context of this thread.
         Arc::ptr_eq(unsafe { &(*cx).shared }, shared)
     });
-    // SAFETY: as above.
-    let shard = cx.map_or(shared.registry.shards() - 1, |cx| unsafe { (*cx).index });
     let task = task::allocate(
         task::Spec {
             id: next_id(),
@@ -207,19 +205,23 @@ where
             migratable: b.migratable,
             reservation,
             rt: shared.clone(),
-            shard,
         },
         f,
+        2,
     );
-    if !shared.registry.insert(&task) {
-        // Shutdown has begun: the coroutine never runs.
+    // SAFETY: `allocate` counted two references: `task` (the caller's) and
+    // this one for the queue.
+    let queued = unsafe { TaskRef::adopt(task.as_ptr()) };
+    if shared.is_shutdown() {
+        // The coroutine never runs.
+        drop(queued);
         task.cancel_unstarted();
         return Ok(task);
     }
     match cx {
         // SAFETY: as above.
-        Some(cx) => unsafe { (*cx).push_new(task.clone()) },
-        None => shared.submit_remote(task.clone()),
+        Some(cx) => unsafe { (*cx).push_new(queued) },
+        None => shared.submit_remote(queued),
     }
     Ok(task)
 }

@@ -134,8 +134,9 @@ pub(crate) struct Header {
     pub(crate) park_gen: AtomicU64,
     /// Registry list links, guarded by the registry shard's lock.
     pub(crate) links: UnsafeCell<Links>,
-    /// Which registry shard holds this task.
-    pub(crate) shard: usize,
+    /// Which registry shard holds this task (its worker's, set at start;
+    /// `usize::MAX` before).
+    pub(crate) shard: AtomicUsize,
 }
 
 // SAFETY: the shared fields are atomics or immutable; `run` is touched only
@@ -266,15 +267,17 @@ pub(crate) struct Spec {
     pub(crate) migratable: bool,
     pub(crate) reservation: Reservation,
     pub(crate) rt: Arc<Shared>,
-    pub(crate) shard: usize,
 }
 
-/// Allocates a task running `f`. The returned reference is the only one.
+/// Allocates a task running `f`, with `refs` counted references of which
+/// the returned one is the first; the caller turns the others into
+/// `TaskRef`s with [`TaskRef::adopt`] (spawn needs two: the handle and the
+/// queue's, and counting them here saves an atomic increment per spawn).
 ///
 /// `F` and `T` need not be `'static`: the caller guarantees that the task's
 /// closure and output are consumed or dropped before anything they borrow
 /// goes away (`spawn` requires `'static`; `scope` waits).
-pub(crate) fn allocate<F, T>(spec: Spec, f: F) -> TaskRef
+pub(crate) fn allocate<F, T>(spec: Spec, f: F, refs: usize) -> TaskRef
 where
     F: FnOnce() -> T + Send,
     T: Send,
@@ -282,7 +285,7 @@ where
     let task = Task::<F, T> {
         header: Header {
             state: State::new(),
-            refs: AtomicUsize::new(1),
+            refs: AtomicUsize::new(refs),
             vtable: &Task::<F, T>::VTABLE,
             id: spec.id,
             guard: GuardInfo::new(spec.id, spec.name, spec.location),
@@ -306,7 +309,7 @@ where
             run_ticks: AtomicU64::new(0),
             park_gen: AtomicU64::new(0),
             links: UnsafeCell::new(Links::default()),
-            shard: spec.shard,
+            shard: AtomicUsize::new(usize::MAX),
         },
         f: UnsafeCell::new(Some(f)),
         out: UnsafeCell::new(None),
@@ -377,6 +380,7 @@ impl TaskRef {
         if !h.state.start() {
             return;
         }
+        h.rt.count_settled_unstarted();
         // SAFETY: we won the NEW → RUNNING claim, so no worker runs it and
         // its `f` is ours (invariant 3).
         unsafe { (h.vtable.cancel)(self.0, None) };

@@ -60,8 +60,13 @@ pub struct CoroutineInfo {
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct Snapshot {
-    /// Every live coroutine, in no particular order.
+    /// Every started, unfinished coroutine, in no particular order.
     pub coroutines: Vec<CoroutineInfo>,
+    /// How many coroutines were spawned but have not started yet (they
+    /// are `Ready`; a coroutine is listed in `coroutines` from its first
+    /// run on). Counted from per-worker counters, so it may be off by the
+    /// spawns and starts happening while the snapshot is taken.
+    pub unstarted: u64,
     /// The runtime's number of workers.
     pub workers: usize,
 }
@@ -102,6 +107,7 @@ pub(crate) fn snapshot_of(shared: &Shared) -> Snapshot {
     });
     Snapshot {
         coroutines,
+        unstarted: shared.unstarted(),
         workers: shared.config.workers,
     }
 }

@@ -4,10 +4,13 @@
 //! Sharded intrusive lists: one shard per worker plus one for spawns from
 //! outside the workers, each behind its own mutex, so a spawn locks only its
 //! own worker's shard (uncontended in the common case) and no allocation is
-//! made per coroutine. A coroutine is linked at spawn and unlinked when it
-//! finishes; while linked, the registry holds one counted reference to it,
-//! which is what keeps a parked coroutine that nobody else references alive
-//! until shutdown unwinds it.
+//! made per coroutine. A coroutine is linked by its worker when it starts
+//! (into that worker's shard) and unlinked when it finishes (by the same
+//! worker, unless it is migratable), so each worker's shard lock stays on
+//! its own core. While linked, the registry holds one counted reference,
+//! which keeps a parked coroutine that nobody else references alive until
+//! shutdown unwinds it. Coroutines not started yet live only in run queues;
+//! snapshots count them from per-worker counters (`introspect`).
 //!
 //! # Invariants (this is an unsafe module)
 //!
@@ -45,7 +48,6 @@ impl Default for Links {
 struct Shard {
     head: *const Header,
     len: usize,
-    closed: bool,
 }
 
 // SAFETY: the raw pointers are only followed under the shard's lock, and
@@ -66,30 +68,22 @@ impl Registry {
                     CachePadded::new(Mutex::new(Shard {
                         head: ptr::null(),
                         len: 0,
-                        closed: false,
                     }))
                 })
                 .collect(),
         }
     }
 
-    /// The number of shards.
-    pub(crate) fn shards(&self) -> usize {
-        self.shards.len()
-    }
-
     fn lock(&self, i: usize) -> std::sync::MutexGuard<'_, Shard> {
         self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Links `task` into its shard. Returns `false` (and links nothing) if
-    /// the registry was closed by shutdown.
-    pub(crate) fn insert(&self, task: &TaskRef) -> bool {
+    /// Links `task` into shard `shard` (its worker's), holding a new
+    /// counted reference until `remove`.
+    pub(crate) fn insert(&self, task: &TaskRef, shard: usize) {
         let h = task.header();
-        let mut shard = self.lock(h.shard);
-        if shard.closed {
-            return false;
-        }
+        h.shard.store(shard, Ordering::Relaxed);
+        let mut shard = self.lock(shard);
         let hp: *const Header = h;
         // SAFETY: invariant 1: we hold the shard lock for `h` and for the
         // current head.
@@ -106,13 +100,16 @@ impl Registry {
         shard.len += 1;
         // The registry's reference: released in `remove`.
         std::mem::forget(task.clone());
-        true
     }
 
     /// Unlinks `task` if linked, releasing the registry's reference.
     pub(crate) fn remove(&self, task: &TaskRef) {
         let h = task.header();
-        let mut shard = self.lock(h.shard);
+        let i = h.shard.load(Ordering::Relaxed);
+        if i == usize::MAX {
+            return; // never linked (never started)
+        }
+        let mut shard = self.lock(i);
         // SAFETY: invariant 1: under the shard lock; neighbours are linked
         // and therefore alive (invariant 2).
         let was_linked = unsafe {
@@ -140,13 +137,6 @@ impl Registry {
         }
     }
 
-    /// Refuses further inserts (shutdown).
-    pub(crate) fn close(&self) {
-        for i in 0..self.shards.len() {
-            self.lock(i).closed = true;
-        }
-    }
-
     /// Calls `f` on every live coroutine, shard by shard, under the shard
     /// lock: `f` must be short and must not spawn or finish coroutines.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&Header)) {
@@ -169,18 +159,6 @@ impl Registry {
         self.for_each(|h| {
             let lc = State::lifecycle(h.state.load_relaxed());
             if lc != NEW && lc != DONE && h.worker.load(Ordering::Relaxed) == w {
-                // SAFETY: linked, hence alive (invariant 2).
-                out.push(unsafe { TaskRef::from_ptr(NonNull::from(h)) });
-            }
-        });
-        out
-    }
-
-    /// Not-yet-started coroutines (for the final sweep of shutdown).
-    pub(crate) fn unstarted(&self) -> Vec<TaskRef> {
-        let mut out = Vec::new();
-        self.for_each(|h| {
-            if State::lifecycle(h.state.load_relaxed()) == NEW {
                 // SAFETY: linked, hence alive (invariant 2).
                 out.push(unsafe { TaskRef::from_ptr(NonNull::from(h)) });
             }

@@ -304,9 +304,7 @@ impl Runtime {
         }
         // Coroutines spawned from outside while shutdown began may still
         // sit in queues: complete them, so no join waits forever.
-        for t in shared.registry.unstarted() {
-            t.cancel_unstarted();
-        }
+        shared.cancel_all_queued();
     }
 }
 
@@ -421,6 +419,7 @@ pub fn snapshot() -> Snapshot {
         Ok(s) => introspect::snapshot_of(&s),
         Err(_) => Snapshot {
             coroutines: Vec::new(),
+            unstarted: 0,
             workers: 0,
         },
     }

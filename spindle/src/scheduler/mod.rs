@@ -17,7 +17,7 @@ mod idle;
 mod inbox;
 pub(crate) mod worker;
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering, fence};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -60,6 +60,10 @@ pub(crate) struct Remote {
     sleep: AtomicU32,
     /// The coroutine running now (introspection only; Relaxed).
     pub(crate) current: AtomicPtr<Header>,
+    /// Coroutines spawned on this worker (written by it only).
+    pub(crate) spawned: AtomicU64,
+    /// Coroutines this worker started (written by it only).
+    pub(crate) started: AtomicU64,
 }
 
 /// State shared by all workers of one runtime and every handle to it.
@@ -70,6 +74,10 @@ pub(crate) struct Shared {
     pub(crate) idle: Idle,
     pub(crate) registry: Registry,
     shutdown: AtomicBool,
+    /// Coroutines spawned from outside the workers.
+    other_spawned: AtomicU64,
+    /// Coroutines that finished without starting (cancelled).
+    other_settled: AtomicU64,
     /// When shutdown gives up on coroutines that do not finish.
     pub(crate) shutdown_deadline: Mutex<Option<Instant>>,
 }
@@ -88,13 +96,17 @@ impl Shared {
                         stealer,
                         sleep: AtomicU32::new(AWAKE),
                         current: AtomicPtr::new(std::ptr::null_mut()),
+                        spawned: AtomicU64::new(0),
+                        started: AtomicU64::new(0),
                     })
                 })
                 .collect(),
             injector: Injector::new(),
             idle: Idle::new(n),
-            registry: Registry::new(n + 1),
+            registry: Registry::new(n),
             shutdown: AtomicBool::new(false),
+            other_spawned: AtomicU64::new(0),
+            other_settled: AtomicU64::new(0),
             shutdown_deadline: Mutex::new(None),
             config,
         }
@@ -112,8 +124,7 @@ impl Shared {
             .shutdown_deadline
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = deadline;
-        self.shutdown.store(true, Ordering::Release);
-        self.registry.close();
+        self.shutdown.store(true, Ordering::SeqCst);
         for i in 0..self.remotes.len() {
             self.wake_worker(i);
         }
@@ -122,8 +133,58 @@ impl Shared {
     /// Submits a new, not-yet-started coroutine spawned from outside this
     /// runtime's workers.
     pub(crate) fn submit_remote(&self, task: TaskRef) {
+        self.other_spawned.fetch_add(1, Ordering::Relaxed);
         self.injector.push(task);
+        // SeqCst: pairs with `begin_shutdown`'s store. If shutdown began
+        // before our push could be seen by the final sweep, we see the flag
+        // and cancel what is queued ourselves (claims make this safe).
+        if self.shutdown.load(Ordering::SeqCst) {
+            self.cancel_injected();
+            return;
+        }
         self.notify_one();
+    }
+
+    /// Cancels every not-yet-started coroutine in the injector.
+    pub(crate) fn cancel_injected(&self) {
+        loop {
+            match self.injector.steal() {
+                crossbeam_deque::Steal::Success(t) => t.cancel_unstarted(),
+                crossbeam_deque::Steal::Empty => break,
+                crossbeam_deque::Steal::Retry => {}
+            }
+        }
+    }
+
+    /// Cancels every not-yet-started coroutine left in any queue; the last
+    /// step of shutdown, after the workers stopped.
+    pub(crate) fn cancel_all_queued(&self) {
+        self.cancel_injected();
+        for r in self.remotes.iter() {
+            loop {
+                match r.stealer.steal() {
+                    crossbeam_deque::Steal::Success(t) => t.cancel_unstarted(),
+                    crossbeam_deque::Steal::Empty => break,
+                    crossbeam_deque::Steal::Retry => {}
+                }
+            }
+        }
+    }
+
+    /// Counts a coroutine that finished without starting (cancelled).
+    pub(crate) fn count_settled_unstarted(&self) {
+        self.other_settled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Coroutines spawned but not started (approximate while it changes).
+    pub(crate) fn unstarted(&self) -> u64 {
+        let mut spawned = self.other_spawned.load(Ordering::Relaxed);
+        let mut settled = self.other_settled.load(Ordering::Relaxed);
+        for r in self.remotes.iter() {
+            spawned += r.spawned.load(Ordering::Relaxed);
+            settled += r.started.load(Ordering::Relaxed);
+        }
+        spawned.saturating_sub(settled)
     }
 
     /// Enqueues a coroutine that an unpark moved `PARKED → QUEUED`.

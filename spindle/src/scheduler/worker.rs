@@ -16,7 +16,7 @@
 //!    nor new coroutines starve;
 //! 5. the injector and due timers; then search (steal) and sleep.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::collections::VecDeque;
 use std::ptr::{self, NonNull};
 use std::sync::Arc;
@@ -28,6 +28,7 @@ use crossbeam_deque::{Steal, Worker as Deque};
 
 use super::{AWAKE, NOTIFIED_SEARCHING, Remote, SLEEPING, Shared};
 use crate::clock;
+use crate::coroutine::alloc;
 use crate::coroutine::task::{self, Header, RawCo, Suspend, TaskRef};
 use crate::park::state::{DONE, NEW, PARKED, QUEUED, State};
 use crate::stack::{self, LocalPool};
@@ -38,6 +39,8 @@ use crate::time::heap::TimerHeap;
 const GLOBAL_INTERVAL: u32 = 61;
 /// How many times in a row the `next` slot may be taken.
 const MAX_NEXT_STREAK: u32 = 3;
+/// Search rounds (with growing pauses, ~2 µs in all) before sleeping.
+const SPIN_ROUNDS: u32 = 3;
 /// One resume in this many is timed for run-time accounting.
 const RUN_TIME_SAMPLE: u64 = 16;
 
@@ -66,6 +69,8 @@ pub(crate) struct Context {
     rng: Cell<u64>,
     /// Resumes until the next timed one.
     sample_in: Cell<u64>,
+    /// Recycled task memory (see `coroutine::alloc`).
+    task_cache: UnsafeCell<alloc::Cache>,
     /// Spare vector the inbox is drained into.
     spare: RefCell<Vec<TaskRef>>,
 }
@@ -118,7 +123,19 @@ impl Context {
                 0x9E37_79B9_7F4A_7C15 ^ (index as u64 + 1).wrapping_mul(0xBF58_476D_1CE4_E5B9),
             ),
             spare: RefCell::new(Vec::new()),
+            task_cache: UnsafeCell::new(alloc::Cache::new()),
         }
+    }
+
+    /// Runs `f` on this worker's task-memory cache.
+    ///
+    /// # Safety
+    /// Called on this worker's thread; `f` must not reach this function
+    /// again (it only pushes or pops a block).
+    #[inline]
+    pub(crate) unsafe fn with_task_cache<R>(&self, f: impl FnOnce(&mut alloc::Cache) -> R) -> R {
+        // SAFETY: per the contract, no other reference to the cache exists.
+        f(unsafe { &mut *self.task_cache.get() })
     }
 
     /// This worker's shared part.
@@ -131,6 +148,10 @@ impl Context {
 
     /// Pushes a new coroutine spawned on this worker.
     pub(crate) fn push_new(&self, task: TaskRef) {
+        let r = self.remote();
+        // Only this worker writes its counter: load + store, no RMW.
+        r.spawned
+            .store(r.spawned.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         self.fresh.push(task);
         if self.shared.remotes.len() > 1 {
             self.shared.notify_one();
@@ -293,6 +314,9 @@ impl Context {
         if !h.state.start() {
             return false; // cancelled by shutdown meanwhile
         }
+        let r = self.remote();
+        r.started
+            .store(r.started.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         let hp = task.as_ptr();
         // SAFETY: we won the NEW → RUNNING claim: this worker alone owns
         // the run state now (task.rs invariant 2).
@@ -310,6 +334,7 @@ impl Context {
         };
         h.worker.store(self.index, Ordering::Relaxed);
         h.guard.attach(&stack);
+        self.shared.registry.insert(task, self.index);
         run.co = Some(RawCo::with_stack(stack, move |y, ()| {
             // SAFETY: the worker holds a TaskRef while it resumes us, so the
             // header is alive; this runs once, on our own stack.
@@ -391,8 +416,22 @@ impl Context {
 
     /// No local work: steal if allowed to search, else sleep until woken.
     fn idle(&self) {
-        if self.shared.idle.try_begin_search() && self.search_and_run() {
-            return;
+        // Spin a little before sleeping, as Go's findrunnable does: a
+        // futex sleep and wake costs microseconds, and work (a stealable
+        // spawn, a wake-up in the inbox) often arrives within that.
+        for round in 0..SPIN_ROUNDS {
+            if self.shared.idle.try_begin_search() && self.search_and_run() {
+                return;
+            }
+            for _ in 0..(64 << round) {
+                std::hint::spin_loop();
+            }
+            if self.remote().inbox.has_items()
+                || !self.fresh.is_empty()
+                || self.shared.is_shutdown()
+            {
+                return;
+            }
         }
         self.sleep();
     }
