@@ -396,3 +396,19 @@ fn migratable_coroutines_run_to_completion() {
     });
     assert_eq!(total, 50 * 4950 + 1225);
 }
+
+/// Regression: a sleeping worker woken on its own just as `notify_one`
+/// picked it used to keep a "searching" count forever, after which no
+/// spawn from outside woke any worker again (a hang). Many workers on few
+/// CPUs make the window likely.
+#[test]
+fn spawns_from_a_thread_keep_waking_sleeping_workers() {
+    let rt = Runtime::builder().workers(8).build().unwrap();
+    for i in 0..30_000u64 {
+        let h = rt.spawn(move || {
+            let kids: Vec<_> = (0..3).map(|k| spindle::spawn(move || i + k)).collect();
+            kids.into_iter().map(|k| k.join().unwrap()).sum::<u64>()
+        });
+        assert_eq!(h.join().unwrap(), 3 * i + 3);
+    }
+}

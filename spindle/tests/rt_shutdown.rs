@@ -157,3 +157,29 @@ fn shutdown_timeout_gives_up_on_a_coroutine_that_never_yields() {
     // Returned although the coroutine still runs; let it end.
     stop.store(true, Ordering::Relaxed);
 }
+
+/// Regression: a coroutine that once caught a panic must still be unwound
+/// by shutdown when it parks afterwards.
+#[test]
+fn a_coroutine_that_caught_a_panic_is_still_cancelled() {
+    let rt = Runtime::builder().workers(1).build().unwrap();
+    let drops = Arc::new(AtomicUsize::new(0));
+    let d = drops.clone();
+    let started = Arc::new(AtomicUsize::new(0));
+    let s = started.clone();
+    let h = rt.spawn(move || {
+        let _g = CountDrop(d);
+        let caught = std::panic::catch_unwind(|| panic!("caught on purpose"));
+        assert!(caught.is_err());
+        s.store(1, Ordering::SeqCst);
+        loop {
+            spindle::park();
+        }
+    });
+    while started.load(Ordering::SeqCst) == 0 {
+        std::thread::yield_now();
+    }
+    drop(rt);
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert!(h.join().unwrap_err().downcast_ref::<Cancelled>().is_some());
+}

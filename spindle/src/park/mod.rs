@@ -182,6 +182,12 @@ pub(crate) fn suspend(h: &Header, why: Suspend) {
 pub(crate) fn check_cancelled(h: &Header) {
     // SAFETY: invariant 2; the run state is only touched by the coroutine.
     let run = unsafe { &mut *h.run.get() };
+    if run.unwinding && !std::thread::panicking() {
+        // No coroutine on this thread is unwinding, so neither are we: a
+        // panic we saw start was caught. (While `panicking()` is true it is
+        // ambiguous, and the flag stays, erring on the side of no abort.)
+        run.unwinding = false;
+    }
     if h.state.is_cancelled() && run.no_unwind == 0 && !run.unwinding {
         run.unwinding = true;
         std::panic::resume_unwind(Box::new(Cancelled));

@@ -33,8 +33,13 @@ impl Idle {
         self.searching.load(Ordering::Relaxed) == 0 && self.sleeping.load(Ordering::Relaxed) > 0
     }
 
-    /// Takes one sleeper to wake and counts it as searching.
-    pub(crate) fn pop_sleeper(&self) -> Option<usize> {
+    /// Takes one sleeper, counts it as searching, and sets its word with
+    /// `mark` (which stores `NOTIFIED_SEARCHING` and returns the previous
+    /// word), all under the sleepers lock: a worker that wakes on its own
+    /// meanwhile reads its word and leaves the list under the same lock
+    /// (`wake_up`), so it either was taken *and* sees the mark, or was not
+    /// taken at all. Returns the worker and its previous word.
+    pub(crate) fn pop_sleeper(&self, mark: impl FnOnce(usize) -> u32) -> Option<(usize, u32)> {
         let mut s = self.sleepers.lock().unwrap_or_else(|e| e.into_inner());
         // Re-check under the lock: another notifier may have won.
         if self.searching.load(Ordering::SeqCst) != 0 {
@@ -43,7 +48,7 @@ impl Idle {
         let i = s.pop()?;
         self.sleeping.fetch_sub(1, Ordering::SeqCst);
         self.searching.fetch_add(1, Ordering::SeqCst);
-        Some(i)
+        Some((i, mark(i)))
     }
 
     /// Tries to become a searcher; fails if enough already search.
@@ -82,13 +87,18 @@ impl Idle {
         self.sleeping.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Removes worker `i` from the sleepers if it is still listed (it woke
-    /// for another reason than `notify_one`).
-    pub(crate) fn remove_sleeper(&self, i: usize) {
+    /// Worker `i` woke up: under the sleepers lock, reads and resets its
+    /// word with `reset` (which stores `AWAKE` and returns the previous
+    /// word) and leaves the list if it is still there. Returns the previous
+    /// word: `NOTIFIED_SEARCHING` means `pop_sleeper` took it and counted
+    /// it as searching.
+    pub(crate) fn wake_up(&self, i: usize, reset: impl FnOnce() -> u32) -> u32 {
         let mut s = self.sleepers.lock().unwrap_or_else(|e| e.into_inner());
+        let word = reset();
         if let Some(pos) = s.iter().position(|&w| w == i) {
             s.swap_remove(pos);
             self.sleeping.fetch_sub(1, Ordering::SeqCst);
         }
+        word
     }
 }

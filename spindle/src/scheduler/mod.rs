@@ -247,13 +247,16 @@ impl Shared {
         if !self.idle.should_wake() {
             return;
         }
-        if let Some(i) = self.idle.pop_sleeper() {
-            let r = &self.remotes[i];
-            // The worker is counted as searching on our behalf; it learns
-            // so from the word and ends the search itself.
-            if r.sleep.swap(NOTIFIED_SEARCHING, Ordering::SeqCst) == SLEEPING {
-                futex::wake_one(&r.sleep);
-            }
+        // The worker is counted as searching on our behalf; it learns so
+        // from its word and ends the search itself. Taking it off the list
+        // and marking its word happen under one lock (see `pop_sleeper`).
+        let marked = self.idle.pop_sleeper(|i| {
+            self.remotes[i]
+                .sleep
+                .swap(NOTIFIED_SEARCHING, Ordering::SeqCst)
+        });
+        if let Some((i, SLEEPING)) = marked {
+            futex::wake_one(&self.remotes[i].sleep);
         }
     }
 

@@ -58,7 +58,7 @@ pub(crate) struct Context {
     pub(crate) index: usize,
     /// This worker's shared part (`shared.remotes[index]`), cached.
     remote: *const Remote,
-    ready: RefCell<VecDeque<TaskRef>>,
+    ready: UnsafeCell<VecDeque<TaskRef>>,
     next: Cell<Option<TaskRef>>,
     fresh: Deque<TaskRef>,
     timers: RefCell<TimerHeap<Timer>>,
@@ -111,7 +111,7 @@ impl Context {
             shared,
             index,
             remote,
-            ready: RefCell::new(VecDeque::with_capacity(256)),
+            ready: UnsafeCell::new(VecDeque::with_capacity(256)),
             next: Cell::new(None),
             fresh,
             timers: RefCell::new(TimerHeap::new()),
@@ -138,6 +138,19 @@ impl Context {
         f(unsafe { &mut *self.task_cache.get() })
     }
 
+    /// The ready queue.
+    ///
+    /// An `UnsafeCell` rather than a `RefCell` because it sits on the
+    /// switch path: every use is one queue operation in a single statement
+    /// on this worker's thread, never held across a switch or user code,
+    /// so no two references to it ever coexist.
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    fn ready(&self) -> &mut VecDeque<TaskRef> {
+        // SAFETY: see above.
+        unsafe { &mut *self.ready.get() }
+    }
+
     /// This worker's shared part.
     #[inline]
     fn remote(&self) -> &Remote {
@@ -162,7 +175,7 @@ impl Context {
     /// `next` slot, the previous occupant going to the back of `ready`.
     pub(crate) fn schedule_local(&self, task: TaskRef) {
         if let Some(prev) = self.next.replace(Some(task)) {
-            self.ready.borrow_mut().push_back(prev);
+            self.ready().push_back(prev);
         }
     }
 
@@ -202,7 +215,7 @@ impl Context {
         if remote.inbox.has_items() {
             let mut spare = self.spare.borrow_mut();
             remote.inbox.drain_into(&mut spare);
-            self.ready.borrow_mut().extend(spare.drain(..));
+            self.ready().extend(spare.drain(..));
         }
         let streak = self.next_streak.get();
         if let Some(t) = self.next.take() {
@@ -210,18 +223,13 @@ impl Context {
                 self.next_streak.set(streak + 1);
                 return Some(t);
             }
-            self.ready.borrow_mut().push_back(t);
+            self.ready().push_back(t);
         }
         self.next_streak.set(0);
         let local = if tick & 1 == 0 {
-            self.ready
-                .borrow_mut()
-                .pop_front()
-                .or_else(|| self.fresh.pop())
+            self.ready().pop_front().or_else(|| self.fresh.pop())
         } else {
-            self.fresh
-                .pop()
-                .or_else(|| self.ready.borrow_mut().pop_front())
+            self.fresh.pop().or_else(|| self.ready().pop_front())
         };
         if local.is_some() {
             return local;
@@ -230,10 +238,7 @@ impl Context {
             return Some(t);
         }
         if self.fire_timers() {
-            return self
-                .next
-                .take()
-                .or_else(|| self.ready.borrow_mut().pop_front());
+            return self.next.take().or_else(|| self.ready().pop_front());
         }
         None
     }
@@ -299,7 +304,14 @@ impl Context {
                     return;
                 }
             }
-            QUEUED => h.state.resume_queued(),
+            QUEUED => {
+                h.state.resume_queued();
+                if h.migratable {
+                    // It may have come from the injector: this worker is
+                    // its home now.
+                    h.worker.store(self.index, Ordering::Relaxed);
+                }
+            }
             DONE => return,
             PARKED => unreachable!("a parked coroutine was queued"),
             _ => {}
@@ -356,6 +368,7 @@ impl Context {
         crate::coroutine::fail_unstarted(task, e);
     }
 
+    #[inline(always)]
     fn resume(&self, task: TaskRef) {
         let h = task.header();
         let hp: *const Header = h;
@@ -395,11 +408,11 @@ impl Context {
         unsafe { stack::set_current(ptr::null()) };
         remote.current.store(ptr::null_mut(), Ordering::Relaxed);
         match result {
-            CoroutineResult::Yield(Suspend::Yield) => self.ready.borrow_mut().push_back(task),
+            CoroutineResult::Yield(Suspend::Yield) => self.ready().push_back(task),
             CoroutineResult::Yield(Suspend::Park) => {
                 if !h.state.commit_park() {
                     // A token arrived while it was switching out.
-                    self.ready.borrow_mut().push_front(task);
+                    self.ready().push_front(task);
                 }
                 // Otherwise the coroutine is PARKED and whoever unparks it
                 // holds the reference that brings it back.
@@ -494,12 +507,12 @@ impl Context {
         if !must_stay {
             futex::wait(&remote.sleep, SLEEPING, timeout);
         }
-        let word = remote.sleep.swap(AWAKE, Ordering::SeqCst);
+        let word = shared
+            .idle
+            .wake_up(self.index, || remote.sleep.swap(AWAKE, Ordering::SeqCst));
         if word == NOTIFIED_SEARCHING {
             // `notify_one` took us off the list and counted us as searching.
             self.search_and_run();
-        } else {
-            shared.idle.remove_sleeper(self.index);
         }
         self.fire_timers();
     }
@@ -562,7 +575,7 @@ impl Context {
             t.cancel_unstarted();
         } else if State::lifecycle(h.state.load_relaxed()) != DONE {
             h.worker.store(self.index, Ordering::Relaxed);
-            self.ready.borrow_mut().push_back(t);
+            self.ready().push_back(t);
         }
     }
 }
