@@ -96,7 +96,7 @@ impl Builder {
     }
 
     /// Sets the usable stack size in bytes (rounded up to whole pages,
-    /// at least 16 KiB). Stacks are committed lazily: only the pages a
+    /// at least 32 KiB). Stacks are committed lazily: only the pages a
     /// coroutine touches cost memory.
     pub fn stack_size(mut self, size: usize) -> Builder {
         self.stack_size = Some(size);
@@ -141,8 +141,13 @@ impl Builder {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let shared = runtime::current_or_default()?;
-        self.spawn_on_shared(&shared, f)
+        match worker::context() {
+            // On a worker: borrow its runtime, no reference-count traffic.
+            // SAFETY: `context()` is the live context of this thread, alive
+            // for the duration of this call.
+            Some(cx) => self.spawn_on_shared(unsafe { &(*cx).shared }, f),
+            None => self.spawn_on_shared(&runtime::current_or_default()?, f),
+        }
     }
 
     /// Spawns the coroutine on the runtime of `handle`.
@@ -191,11 +196,16 @@ where
     T: Send,
 {
     let size = stack::normalize_size(b.stack_size.unwrap_or(shared.config.stack_size));
-    let reservation = stack::reserve(size)?;
     let cx = worker::context().filter(|&cx| {
         // SAFETY: `context()` is the live context of this thread.
         Arc::ptr_eq(unsafe { &(*cx).shared }, shared)
     });
+    let reservation = match cx {
+        // SAFETY: as above; the worker holds no borrow of its pool while a
+        // coroutine runs.
+        Some(cx) => unsafe { (*cx).reserve_stack(size) }?,
+        None => stack::reserve(size)?,
+    };
     let task = task::allocate(
         task::Spec {
             id: next_id(),

@@ -10,7 +10,7 @@
 //! | `ready`    | started coroutines ready to resume     | the owner worker          | the owner worker     |
 //! | `next`     | the one just woken by a local coroutine| the owner worker          | the owner worker     |
 //! | `inbox`    | started coroutines woken from elsewhere| any thread                | the owner worker     |
-//! | `fresh`    | not-yet-started coroutines (LIFO)      | the owner worker (spawn)  | owner; others steal half (FIFO end) |
+//! | `fresh`    | new coroutines (LIFO); migratables from the injector | the owner worker (spawn)  | owner; others steal half (FIFO end) |
 //! | `injector` | spawns from non-workers; migratables   | any thread                | any worker           |
 
 mod idle;
@@ -36,7 +36,7 @@ pub(crate) use worker::Context;
 const AWAKE: u32 = 0;
 /// A worker's futex word: asleep (or about to be).
 const SLEEPING: u32 = 1;
-/// A worker's futex word: woken for its inbox, a timer or shutdown.
+/// A worker's futex word: woken for its inbox or shutdown.
 const NOTIFIED: u32 = 2;
 /// A worker's futex word: woken by `notify_one` and counted as searching.
 const NOTIFIED_SEARCHING: u32 = 3;
@@ -67,6 +67,11 @@ pub(crate) struct Remote {
 }
 
 /// State shared by all workers of one runtime and every handle to it.
+///
+/// Aligned to 128 bytes so that, inside its `Arc`, the reference count
+/// (touched by every spawn and task drop) does not share a cache line with
+/// the fields every worker reads on its hot path.
+#[repr(align(128))]
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) remotes: Box<[CachePadded<Remote>]>,

@@ -107,6 +107,8 @@ impl Context {
     /// coroutines (whose stealer is already in `shared`).
     pub(crate) fn new(shared: Arc<Shared>, index: usize, fresh: Deque<TaskRef>) -> Context {
         let remote: *const Remote = &*shared.remotes[index];
+        // The worker caches stacks of its runtime's default size.
+        let pool = LocalPool::with_size(shared.config.stack_size).unwrap_or_else(|_| LocalPool::new());
         Context {
             shared,
             index,
@@ -115,7 +117,7 @@ impl Context {
             next: Cell::new(None),
             fresh,
             timers: RefCell::new(TimerHeap::new()),
-            pool: RefCell::new(LocalPool::new()),
+            pool: RefCell::new(pool),
             tick: Cell::new(0),
             next_streak: Cell::new(0),
             sample_in: Cell::new(1),
@@ -177,6 +179,12 @@ impl Context {
         if let Some(prev) = self.next.replace(Some(task)) {
             self.ready().push_back(prev);
         }
+    }
+
+    /// Reserves a stack for a coroutine spawned on this worker: a cached
+    /// stack if one is free, else a claim on the shared accounting.
+    pub(crate) fn reserve_stack(&self, size: usize) -> std::io::Result<stack::Reservation> {
+        self.pool.borrow_mut().reserve(size)
     }
 
     /// Registers a timer that unparks `task` at `deadline` unless it parked

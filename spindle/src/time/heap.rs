@@ -2,8 +2,8 @@
 //!
 //! Each worker owns one `TimerHeap` for the coroutines sleeping on it. The
 //! heap is touched only by its worker thread, so it has no locks and no
-//! atomics; anything that must cross threads (a timer armed from another
-//! worker, a cancellation) goes through the worker's own queues first.
+//! atomics: timers are armed by the coroutine running on that worker, and
+//! cancelled lazily (a stale entry is ignored when it fires).
 //!
 //! # Ordering
 //!
