@@ -27,7 +27,7 @@ const GRANULE: usize = 64;
 /// Number of classes: blocks up to 2 KiB are recycled.
 const CLASSES: usize = 32;
 /// Alignment of every recycled block.
-const ALIGN: usize = 64;
+const ALIGN: usize = 16;
 /// A worker keeps at most this many blocks per class before spilling half.
 const LOCAL_CAP: usize = 4096;
 

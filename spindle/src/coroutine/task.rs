@@ -100,11 +100,12 @@ pub(crate) struct RunState {
 /// The type-erased part of every task.
 ///
 /// Fields are ordered by who touches them when (`repr(C)` keeps the
-/// order, `align(64)` keeps it on cache-line boundaries): the first line
-/// holds what every wake-up, start and finish touches, so a coroutine
-/// stolen by another worker costs as few cache-line transfers as possible;
-/// identity and introspection come last.
-#[repr(C, align(64))]
+/// order): the first 64 bytes hold what every wake-up, start and finish
+/// touches, so a coroutine stolen by another worker costs few cache-line
+/// transfers; identity and introspection come last. (Aligning the header
+/// to 64 bytes as well was measured slower: the larger blocks cost more
+/// cache misses than the alignment saved.)
+#[repr(C)]
 pub(crate) struct Header {
     // -- line 0: the state word, counts, ownership, registry links --------
     /// The park protocol's state word.
@@ -491,6 +492,5 @@ mod tests {
     fn header_layout_keeps_the_hot_line_and_size() {
         assert_eq!(std::mem::offset_of!(Header, run), 64);
         assert!(size_of::<Header>() <= 320, "{}", size_of::<Header>());
-        assert_eq!(align_of::<Header>(), 64);
     }
 }

@@ -181,12 +181,6 @@ impl Context {
         }
     }
 
-    /// Reserves a stack for a coroutine spawned on this worker: a cached
-    /// stack if one is free, else a claim on the shared accounting.
-    pub(crate) fn reserve_stack(&self, size: usize) -> std::io::Result<stack::Reservation> {
-        self.pool.borrow_mut().reserve(size)
-    }
-
     /// Registers a timer that unparks `task` at `deadline` unless it parked
     /// again since (its generation moved on).
     pub(crate) fn add_timer(&self, deadline: Instant, task: TaskRef, generation: u64) {
