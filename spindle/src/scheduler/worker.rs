@@ -64,6 +64,13 @@ pub(crate) struct Context {
     timers: RefCell<TimerHeap<Timer>>,
     pool: RefCell<LocalPool>,
     tick: Cell<u32>,
+    /// Ticks until the next injector-and-timers check (a countdown from
+    /// `GLOBAL_INTERVAL`, cheaper than a modulo on every tick).
+    until_global: Cell<u32>,
+    /// Upper bound on `fresh`'s length as seen by this worker (pushes minus
+    /// its own pops; steals only make it an overestimate). Zero means the
+    /// deque is empty, and the pop is skipped.
+    fresh_hint: Cell<usize>,
     next_streak: Cell<u32>,
     /// State of the run-time sampling generator.
     rng: Cell<u64>,
@@ -108,7 +115,8 @@ impl Context {
     pub(crate) fn new(shared: Arc<Shared>, index: usize, fresh: Deque<TaskRef>) -> Context {
         let remote: *const Remote = &*shared.remotes[index];
         // The worker caches stacks of its runtime's default size.
-        let pool = LocalPool::with_size(shared.config.stack_size).unwrap_or_else(|_| LocalPool::new());
+        let pool =
+            LocalPool::with_size(shared.config.stack_size).unwrap_or_else(|_| LocalPool::new());
         Context {
             shared,
             index,
@@ -119,6 +127,8 @@ impl Context {
             timers: RefCell::new(TimerHeap::new()),
             pool: RefCell::new(pool),
             tick: Cell::new(0),
+            until_global: Cell::new(GLOBAL_INTERVAL),
+            fresh_hint: Cell::new(0),
             next_streak: Cell::new(0),
             sample_in: Cell::new(1),
             rng: Cell::new(
@@ -168,6 +178,7 @@ impl Context {
         r.spawned
             .store(r.spawned.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         self.fresh.push(task);
+        self.fresh_hint.set(self.fresh_hint.get() + 1);
         if self.shared.remotes.len() > 1 {
             self.shared.notify_one();
         }
@@ -207,7 +218,10 @@ impl Context {
     fn next_task(&self) -> Option<TaskRef> {
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
-        if tick % GLOBAL_INTERVAL == 0 {
+        let until_global = self.until_global.get() - 1;
+        self.until_global.set(until_global);
+        if until_global == 0 {
+            self.until_global.set(GLOBAL_INTERVAL);
             if let Some(t) = self.pop_injector() {
                 return Some(t);
             }
@@ -229,9 +243,9 @@ impl Context {
         }
         self.next_streak.set(0);
         let local = if tick & 1 == 0 {
-            self.ready().pop_front().or_else(|| self.fresh.pop())
+            self.ready().pop_front().or_else(|| self.pop_fresh())
         } else {
-            self.fresh.pop().or_else(|| self.ready().pop_front())
+            self.pop_fresh().or_else(|| self.ready().pop_front())
         };
         if local.is_some() {
             return local;
@@ -245,10 +259,26 @@ impl Context {
         None
     }
 
+    /// Pops the newest new coroutine, skipping the deque when the hint
+    /// says it is empty.
+    #[inline(always)]
+    fn pop_fresh(&self) -> Option<TaskRef> {
+        let hint = self.fresh_hint.get();
+        if hint == 0 {
+            return None;
+        }
+        let t = self.fresh.pop();
+        self.fresh_hint.set(if t.is_some() { hint - 1 } else { 0 });
+        t
+    }
+
     fn pop_injector(&self) -> Option<TaskRef> {
         loop {
             match self.shared.injector.steal_batch_and_pop(&self.fresh) {
-                Steal::Success(t) => return Some(t),
+                Steal::Success(t) => {
+                    self.fresh_hint.set(self.fresh.len());
+                    return Some(t);
+                }
                 Steal::Empty => return None,
                 Steal::Retry => continue,
             }
@@ -481,7 +511,10 @@ impl Context {
             }
             loop {
                 match remotes[i].stealer.steal_batch_and_pop(&self.fresh) {
-                    Steal::Success(t) => return Some(t),
+                    Steal::Success(t) => {
+                        self.fresh_hint.set(self.fresh.len());
+                        return Some(t);
+                    }
                     Steal::Empty => break,
                     Steal::Retry => continue,
                 }

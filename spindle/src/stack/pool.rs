@@ -89,7 +89,10 @@ impl LocalPool {
     /// reservation with a stack from this worker's cache when it has one of
     /// that size: no shared atomic at all. The reservation can still be
     /// taken on any worker (it carries its stack along).
-    #[cfg_attr(not(test), allow(dead_code, reason = "binding stacks at spawn measured slower"))]
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "binding stacks at spawn measured slower")
+    )]
     pub(crate) fn reserve(&mut self, size: usize) -> io::Result<Reservation> {
         if super::normalize_size(size) == self.class.size() {
             if let Some(s) = self.cache.pop() {
