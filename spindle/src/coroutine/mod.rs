@@ -425,8 +425,8 @@ pub fn yield_now() {
         Some(hp) => {
             // SAFETY: the running coroutine is alive while it runs.
             let h = unsafe { hp.as_ref() };
-            park::check_cancelled(h);
             park::suspend(h, Suspend::Yield);
+            // A cancel that arrived before or during the yield is seen here.
             park::check_cancelled(h);
         }
         None => thread::yield_now(),
