@@ -90,7 +90,13 @@ pub use spindle_macros::{main, test};
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
-    pub use crate::park::state::{CANCELLED, NOTIFIED, PARKED, QUEUED, RUNNING, State, Wake};
+    pub use crate::park::state::{CANCELLED, NOTIFIED, RUNNING, State, Wake};
+
+    /// A new coroutine's state word (`State::new` stays crate-private: a
+    /// public `new` without `Default` would trip clippy under loom).
+    pub fn new_state() -> State {
+        State::new()
+    }
 }
 
 #[doc(hidden)]

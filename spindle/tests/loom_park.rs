@@ -1,7 +1,9 @@
 //! A loom model of the park protocol, run on the real state word
 //! (`spindle/src/park/state.rs`, re-exported for loom as `spindle::__loom`).
 //!
-//! Run with:
+//! Run with (debug assertions on, so `state.rs`'s own `debug_assert`s on
+//! the lifecycle are checked too; a separate target directory, so the
+//! normal build cache is not invalidated):
 //!
 //! ```text
 //! RUSTFLAGS="--cfg loom -C debug-assertions" CARGO_TARGET_DIR=target/loom \
@@ -20,15 +22,16 @@
 //! ```
 //!
 //! Unparkers (and shutdown's cancel) are other loom threads; one that gets
-//! `Wake::Schedule` enqueues the coroutine: a [`Queue`] counts the pushes
+//! `Wake::Schedule` enqueues the coroutine: it bumps a push counter
 //! (Release, as a run queue's push publishes the task) and wakes the
 //! waiting worker through a `loom::sync::Notify`. The worker blocks on it
-//! rather than spinning with `yield_now`: a spin loop multiplies the
-//! interleavings (with three threads the models ran for minutes), while a
-//! blocked thread costs none, and a wake-up that never comes shows up as a
-//! deadlock that loom reports.
+//! rather than spinning with `yield_now`, so a wake-up that never comes
+//! shows up as a deadlock that loom reports, and waiting adds no steps to
+//! interleave.
 //!
-//! What is checked, over every interleaving loom explores:
+//! What is checked, over every interleaving loom explores (all of them for
+//! model (a); for (b) and (c), those with at most [`PREEMPTIONS`]
+//! preemptions, see [`model`]):
 //! - no lost wake-up: a parked coroutine is always scheduled (otherwise its
 //!   worker waits forever and loom fails the execution with a deadlock);
 //! - at most one party gets `Wake::Schedule` per park, so a coroutine is
@@ -44,97 +47,166 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::{Arc, Notify};
 use loom::thread;
 
-use spindle::__loom::{CANCELLED, NOTIFIED, PARKED, QUEUED, RUNNING, State, Wake};
+use spindle::__loom::{CANCELLED, NOTIFIED, RUNNING, State, Wake, new_state};
 
-/// The lifecycle bits of a raw state word.
-fn lifecycle(word: u32) -> u32 {
-    State::lifecycle(word)
-}
-
-/// A started coroutine's state word (`NEW → RUNNING`).
-fn running() -> State {
-    let s = State::new();
-    assert!(s.start(), "a new coroutine is claimed once");
-    assert_eq!(lifecycle(s.load_relaxed()), RUNNING);
-    s
-}
-
-/// The run queue the coroutine goes to when an unparker gets
-/// `Wake::Schedule`: it only counts the pushes, and wakes the worker that
-/// waits for the coroutine to come back.
-struct Queue {
+/// One coroutine as the model sees it: its state word and the run queue
+/// it goes to when an unparker gets `Wake::Schedule`. Shared by all the
+/// model's threads through one `Arc` (every `Arc` operation is one more
+/// step for loom to interleave).
+struct Coroutine {
+    state: State,
     /// How many times the coroutine was enqueued.
     pushes: AtomicUsize,
-    /// Wakes the worker blocked in [`Queue::wait`].
+    /// Wakes the worker blocked in [`Coroutine::wait_scheduled`].
     ready: Notify,
+    /// Written by an unparker before `unpark`, read by the coroutine after
+    /// its park returned.
+    message: UnsafeCell<u32>,
+    /// Written by the coroutine before parking, read by the party that
+    /// schedules it (as a worker resuming a migratable coroutine would
+    /// touch its stack).
+    parked_data: UnsafeCell<u32>,
+    /// Bumped (Relaxed, so it orders nothing) by every thread between two
+    /// protocol steps; see [`Coroutine::step`].
+    steps: AtomicUsize,
 }
 
-impl Queue {
-    fn new() -> Queue {
-        Queue {
+impl Coroutine {
+    /// A started coroutine (`NEW → RUNNING`).
+    fn running() -> Arc<Coroutine> {
+        let state = new_state();
+        assert!(state.start(), "a new coroutine is claimed once");
+        Arc::new(Coroutine {
+            state,
             pushes: AtomicUsize::new(0),
             ready: Notify::new(),
+            message: UnsafeCell::new(0),
+            parked_data: UnsafeCell::new(0),
+            steps: AtomicUsize::new(0),
+        })
+    }
+
+    /// Marks a point between two protocol steps where another thread may
+    /// run. Needed for loom 0.7's DPOR to explore every order of the steps:
+    /// it remembers only the last access to an atomic, so when a thread
+    /// does a Relaxed load and then a CAS (as `unpark` does), its own load
+    /// hides the other thread's earlier load and loom never tries running
+    /// the CAS first (tokio-rs/loom#392). Without these, model (a) never
+    /// took the path where the token arrives before `take_token`. An RMW
+    /// on one shared counter makes every pair of steps dependent, so loom
+    /// tries both orders; being Relaxed, it adds no happens-before edge
+    /// that could hide a missing one in `state.rs`.
+    fn step(&self) {
+        self.steps.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An unparker (or, with `cancel`, shutdown): wakes the coroutine and
+    /// enqueues it if the state word says so.
+    fn wake(&self, cancel: bool) -> Wake {
+        self.step();
+        let wake = if cancel {
+            self.state.cancel()
+        } else {
+            self.state.unpark()
+        };
+        self.step();
+        if wake == Wake::Schedule {
+            let seen = self.parked_data.with(|d| {
+                // SAFETY: the coroutine wrote it before `commit_park`'s
+                // Release, which the winning PARKED → QUEUED CAS acquired,
+                // and touches it again only once resumed, which needs the
+                // push below.
+                unsafe { *d }
+            });
+            assert_eq!(seen, 7, "the parker's writes are visible");
+            // Release: publishes the coroutine, as a real run queue's push
+            // does; pairs with the Acquire in `wait_scheduled`.
+            self.pushes.fetch_add(1, Ordering::Release);
+            self.ready.notify();
         }
+        wake
     }
 
-    /// What the party that got `Wake::Schedule` does.
-    fn push(&self) {
-        // Release: publishes the coroutine, as a real queue's push does;
-        // pairs with the Acquire in `wait`.
-        self.pushes.fetch_add(1, Ordering::Release);
-        self.ready.notify();
-    }
-
-    /// The worker blocks until the coroutine was enqueued.
-    fn wait(&self) {
+    /// The worker blocks until the coroutine was enqueued. If no one ever
+    /// enqueues it, loom reports a deadlock: a lost wake-up.
+    fn wait_scheduled(&self) {
         while self.pushes.load(Ordering::Acquire) == 0 {
             self.ready.wait(); // may wake spuriously: re-check
         }
     }
 
-    /// How many times it was enqueued (after every pusher was joined).
-    fn pushes(&self) -> usize {
-        self.pushes.load(Ordering::Relaxed)
+    /// One park, as `park_coroutine` and the worker do it. Returns whether
+    /// the coroutine went through `PARKED` (and was resumed from the queue).
+    fn park_once(&self) -> bool {
+        self.parked_data.with_mut(|d| {
+            // SAFETY: only the coroutine touches it before it parks.
+            unsafe { *d = 7 }
+        });
+        self.step();
+        if self.state.take_token() {
+            return false; // an unpark came first: park returns at once
+        }
+        // The coroutine suspends; its worker, after the switch:
+        self.step();
+        if !self.state.commit_park() {
+            return false; // a token arrived meanwhile: resumed at once
+        }
+        // PARKED (or already QUEUED): only a Wake::Schedule brings it back.
+        self.step();
+        self.wait_scheduled();
+        // `resume_queued` debug-asserts QUEUED (the CI builds this model
+        // with `-C debug-assertions`).
+        self.state.resume_queued();
+        true
+    }
+
+    /// What the unpark(s) left behind, once every waker was joined.
+    fn check_end(&self, went_through_queue: bool, wakes: &[Wake]) -> u32 {
+        let pushes = self.pushes.load(Ordering::Relaxed);
+        assert!(
+            pushes <= 1,
+            "one park was scheduled {pushes} times: {wakes:?}"
+        );
+        assert_eq!(pushes, usize::from(went_through_queue), "{wakes:?}");
+        let word = self.state.load_relaxed();
+        assert_eq!(State::lifecycle(word), RUNNING, "{wakes:?}");
+        word
     }
 }
 
-/// Unparks (or cancels) the coroutine and enqueues it if told to; returns
-/// what the state word said.
-fn wake(state: &State, queue: &Queue, cancel: bool) -> Wake {
-    let wake = if cancel {
-        state.cancel()
-    } else {
-        state.unpark()
-    };
-    if wake == Wake::Schedule {
-        queue.push();
+/// Runs `f` under loom with at most [`PREEMPTIONS`] preemptions, unless
+/// `LOOM_MAX_PREEMPTIONS` says otherwise. The models with three threads
+/// ran for minutes each unbounded on a 2-core VM, a few seconds bounded
+/// to 3. Run them exhaustively with `LOOM_MAX_PREEMPTIONS=100`.
+fn model<F>(f: F)
+where
+    F: Fn() + Sync + Send + 'static,
+{
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(PREEMPTIONS);
     }
-    wake
+    builder.check(f);
 }
 
-/// One park by the coroutine side, as `park_coroutine` and the worker do
-/// it. Returns whether the coroutine went through `PARKED` (and was then
-/// resumed from the queue).
-fn park_once(state: &State, queue: &Queue) -> bool {
-    if state.take_token() {
-        return false; // an unpark came first: park returns at once
-    }
-    // The coroutine suspends; its worker, after the switch:
-    if !state.commit_park() {
-        return false; // a token arrived meanwhile: resumed at once
-    }
-    // PARKED, or already QUEUED by an unparker that won the race.
-    let now = lifecycle(state.load_relaxed());
-    assert!(
-        now == PARKED || now == QUEUED,
-        "lifecycle {now} after commit_park"
-    );
-    // Only a Wake::Schedule puts it back in a queue; if none comes, this
-    // waits forever and loom reports the deadlock.
-    queue.wait();
-    assert_eq!(lifecycle(state.load_relaxed()), QUEUED);
-    state.resume_queued();
-    true
+/// The default bound of [`model`]; tokio's loom tests use 2 to 4. Each of
+/// eight bugs planted in `state.rs` to try these models (a pending token
+/// ignored by `commit_park`, a non-atomic read-modify-write in `unpark`, a
+/// cancel dropped when a token is pending, an unpark that re-queues a
+/// `QUEUED` coroutine, and four orderings weakened to Relaxed or Release)
+/// was caught with a bound of 2.
+const PREEMPTIONS: usize = 3;
+
+/// Spawns one loom thread per entry of `cancel`: an unparker (`false`) or
+/// shutdown's cancel (`true`).
+fn spawn_wakers(co: &Arc<Coroutine>, cancel: &[bool]) -> Vec<thread::JoinHandle<Wake>> {
+    cancel
+        .iter()
+        .map(|&cancel| {
+            let co = co.clone();
+            thread::spawn(move || co.wake(cancel))
+        })
+        .collect()
 }
 
 /// (a) One coroutine parks, one thread unparks it: the coroutine always
@@ -142,60 +214,32 @@ fn park_once(state: &State, queue: &Queue) -> bool {
 #[test]
 fn unpark_is_never_lost() {
     loom::model(|| {
-        let state = Arc::new(running());
-        let queue = Arc::new(Queue::new());
-        // Written by the unparker before `unpark`, read by the coroutine
-        // after its park returned.
-        let message = Arc::new(UnsafeCell::new(0u32));
-        // Written by the coroutine before parking, read by the unparker
-        // that schedules it (as a worker resuming a migratable coroutine
-        // would touch its stack).
-        let parked_data = Arc::new(UnsafeCell::new(0u32));
-
+        let co = Coroutine::running();
         let unparker = {
-            let (state, queue) = (state.clone(), queue.clone());
-            let (message, parked_data) = (message.clone(), parked_data.clone());
+            let co = co.clone();
             thread::spawn(move || {
-                message.with_mut(|m| {
+                co.message.with_mut(|m| {
                     // SAFETY: no one else accesses `message` until the
                     // coroutine's park returns, which is ordered after the
                     // `unpark` below (what this model checks).
                     unsafe { *m = 42 }
                 });
-                let seen = match state.unpark() {
-                    Wake::Schedule => parked_data.with(|d| {
-                        // SAFETY: the coroutine wrote it before
-                        // `commit_park`'s Release, which our winning CAS
-                        // acquired, and does not touch it again before it
-                        // is resumed, which needs the push below.
-                        unsafe { *d }
-                    }),
-                    Wake::Nothing => return,
-                };
-                assert_eq!(seen, 7, "the parker's writes are visible");
-                queue.push();
+                co.wake(false)
             })
         };
-
-        parked_data.with_mut(|d| {
-            // SAFETY: only the coroutine touches it before it parks.
-            unsafe { *d = 7 }
-        });
-        let went_through_queue = park_once(&state, &queue);
+        let went_through_queue = co.park_once();
         // Park returned, and in this model never spuriously: either the
         // coroutine consumed the unparker's token (Acquire, paired with the
         // Release in `unpark`), or it was resumed from the queue after that
         // unpark scheduled it (`resume_queued`'s Acquire, and the queue's).
-        let seen = message.with(|m| {
+        let seen = co.message.with(|m| {
             // SAFETY: the unparker wrote it before `unpark`, which happens
             // before this read on every path above (what loom checks).
             unsafe { *m }
         });
         assert_eq!(seen, 42, "the unparker's writes are visible");
-        unparker.join().unwrap();
-        assert_eq!(queue.pushes(), usize::from(went_through_queue));
-        let word = state.load_relaxed();
-        assert_eq!(lifecycle(word), RUNNING);
+        let wakes = [unparker.join().unwrap()];
+        let word = co.check_end(went_through_queue, &wakes);
         assert_eq!(word & NOTIFIED, 0, "the one token was consumed");
     });
 }
@@ -205,23 +249,12 @@ fn unpark_is_never_lost() {
 /// nothing, never a second enqueue.
 #[test]
 fn racing_unparkers_schedule_at_most_once() {
-    loom::model(|| {
-        let state = Arc::new(running());
-        let queue = Arc::new(Queue::new());
-
-        let unparkers: Vec<_> = (0..2)
-            .map(|_| {
-                let (state, queue) = (state.clone(), queue.clone());
-                thread::spawn(move || wake(&state, &queue, false))
-            })
-            .collect();
-
-        let went_through_queue = park_once(&state, &queue);
-        let wakes: Vec<Wake> = unparkers.into_iter().map(|u| u.join().unwrap()).collect();
-        let n = queue.pushes();
-        assert!(n <= 1, "scheduled {n} times for one park: {wakes:?}");
-        assert_eq!(n, usize::from(went_through_queue));
-        assert_eq!(lifecycle(state.load_relaxed()), RUNNING);
+    model(|| {
+        let co = Coroutine::running();
+        let wakers = spawn_wakers(&co, &[false, false]);
+        let went_through_queue = co.park_once();
+        let wakes: Vec<Wake> = wakers.into_iter().map(|w| w.join().unwrap()).collect();
+        co.check_end(went_through_queue, &wakes);
     });
 }
 
@@ -229,29 +262,13 @@ fn racing_unparkers_schedule_at_most_once() {
 /// never both fire, the coroutine resumes, and the cancel is never lost.
 #[test]
 fn cancel_and_unpark_schedule_at_most_once() {
-    loom::model(|| {
-        let state = Arc::new(running());
-        let queue = Arc::new(Queue::new());
-
-        let wakers: Vec<_> = [true, false]
-            .into_iter()
-            .map(|cancel| {
-                let (state, queue) = (state.clone(), queue.clone());
-                thread::spawn(move || wake(&state, &queue, cancel))
-            })
-            .collect();
-
-        let went_through_queue = park_once(&state, &queue);
+    model(|| {
+        let co = Coroutine::running();
+        let wakers = spawn_wakers(&co, &[true, false]);
+        let went_through_queue = co.park_once();
         let wakes: Vec<Wake> = wakers.into_iter().map(|w| w.join().unwrap()).collect();
-        let n = queue.pushes();
-        assert!(
-            n <= 1,
-            "cancel and unpark both scheduled one park: {wakes:?}"
-        );
-        assert_eq!(n, usize::from(went_through_queue));
-        let word = state.load_relaxed();
-        assert_eq!(lifecycle(word), RUNNING);
-        assert!(state.is_cancelled(), "the cancel is never lost");
+        let word = co.check_end(went_through_queue, &wakes);
+        assert!(co.state.is_cancelled(), "the cancel is never lost");
         assert_ne!(word & CANCELLED, 0);
     });
 }

@@ -40,15 +40,15 @@
 use crate::loom::{AtomicU32, Ordering};
 
 /// Spawned, not started.
-pub const NEW: u32 = 0;
+pub(crate) const NEW: u32 = 0;
 /// Started; running or yielded.
 pub const RUNNING: u32 = 1;
 /// Suspended in `park`, in no queue.
-pub const PARKED: u32 = 2;
+pub(crate) const PARKED: u32 = 2;
 /// Unparked and queued, not yet resumed.
-pub const QUEUED: u32 = 3;
+pub(crate) const QUEUED: u32 = 3;
 /// Finished.
-pub const DONE: u32 = 4;
+pub(crate) const DONE: u32 = 4;
 const LIFECYCLE: u32 = 0b111;
 /// An unpark token is pending.
 pub const NOTIFIED: u32 = 1 << 3;
@@ -70,7 +70,7 @@ pub struct State(AtomicU32);
 
 impl State {
     /// A new, not yet started coroutine.
-    pub fn new() -> State {
+    pub(crate) fn new() -> State {
         State(AtomicU32::new(NEW))
     }
 
@@ -190,7 +190,7 @@ impl State {
     }
 
     /// `RUNNING → DONE`, by the owner after the coroutine returned.
-    pub fn complete(&self) {
+    pub(crate) fn complete(&self) {
         // Release: publishes the output written by the coroutine to
         // whoever observes DONE with Acquire (`is_done`).
         let prev = self.0.fetch_add(DONE - RUNNING, Ordering::Release);
@@ -198,7 +198,7 @@ impl State {
     }
 
     /// Whether the coroutine finished; Acquire so its output is visible.
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.0.load(Ordering::Acquire) & LIFECYCLE == DONE
     }
 
