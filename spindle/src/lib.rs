@@ -98,8 +98,3 @@ pub mod __loom {
         State::new()
     }
 }
-
-#[doc(hidden)]
-pub mod __private {
-    //! Used by the `coroutine_local!` macro; not public API.
-}

@@ -307,12 +307,12 @@ fn print_report(rows: &[Row]) {
         );
     }
     println!(
-        "\nTextbook figures from spindle's issue 2: thread switch 1–5 µs, process switch \
+        "\nTextbook figures (operating-systems course material): thread switch 1–5 µs, process switch \
          10–50 µs, goroutine switch ~100 ns, goroutine stack 2 KB (\"~\" and single figures \
          count as held within a factor of 2).\n\
          Memory is resident memory (VmRSS) only: kernel page tables are not in it \
          (`spindle bench idle_memory` reports them on stderr).\n\
-         * commonly cited, not from the issue. Each time is the median of {LAB_REPS} runs \
+         * commonly cited, outside that course material. Each time is the median of {LAB_REPS} runs \
          after a warm-up; `spindle bench` measures the same with larger counts."
     );
 }

@@ -23,43 +23,43 @@ pub struct Textbook {
     pub high: f64,
     /// The figure as the textbook states it.
     pub text: &'static str,
-    /// Where the figure comes from: issue 2's list, or "commonly cited"
-    /// (not from the issue; marked with `*` in the table).
+    /// Where the figure comes from: the course-material list, or
+    /// "commonly cited" (marked with `*` in the table).
     pub source: &'static str,
 }
 
-/// Textbook thread switch, as issue 2 gives it.
+/// Textbook thread switch, as course material gives it.
 pub const THREAD_SWITCH: Textbook = Textbook {
     low: 1_000.0,
     high: 5_000.0,
     text: "1–5 µs",
-    source: "issue",
+    source: "course material",
 };
-/// Textbook process switch, as issue 2 gives it.
+/// Textbook process switch, as course material gives it.
 pub const PROCESS_SWITCH: Textbook = Textbook {
     low: 10_000.0,
     high: 50_000.0,
     text: "10–50 µs",
-    source: "issue",
+    source: "course material",
 };
-/// Textbook goroutine switch, "~100 ns" in issue 2; "~" is read as within
+/// Textbook goroutine switch, "~100 ns" in course material; "~" is read as within
 /// a factor of two.
 pub const GOROUTINE_SWITCH: Textbook = Textbook {
     low: 50.0,
     high: 200.0,
     text: "~100 ns (goroutine)",
-    source: "issue",
+    source: "course material",
 };
-/// Textbook goroutine stack, "2 KB" in issue 2, read as within a factor of
+/// Textbook goroutine stack, "2 KB" in course material, read as within a factor of
 /// two, set beside the resident memory of a parked coroutine.
 pub const GOROUTINE_STACK: Textbook = Textbook {
     low: 1_024.0,
     high: 4_096.0,
     text: "2 KB (goroutine stack)",
-    source: "issue",
+    source: "course material",
 };
 /// Creating (and joining) a thread: a commonly cited range, not from the
-/// issue.
+/// course material.
 pub const THREAD_CREATE: Textbook = Textbook {
     low: 10_000.0,
     high: 20_000.0,

@@ -210,7 +210,6 @@ where
             id: next_id(),
             name: b.name.map(String::into_boxed_str),
             location,
-            stack_size: size,
             migratable: b.migratable,
             reservation,
             rt: shared.clone(),
@@ -314,7 +313,7 @@ impl<T> JoinHandle<T> {
 
     /// The coroutine's id.
     pub fn id(&self) -> CoroutineId {
-        CoroutineId::from_raw(self.task.header().id)
+        CoroutineId::from_raw(self.task.header().id())
     }
 
     /// A handle to the coroutine itself (id, name, unpark).
@@ -357,7 +356,7 @@ pub struct Coroutine {
 impl Coroutine {
     /// Its unique id.
     pub fn id(&self) -> CoroutineId {
-        CoroutineId::from_raw(self.task.header().id)
+        CoroutineId::from_raw(self.task.header().id())
     }
 
     /// Its name, if it was given one with [`Builder::name`].
@@ -367,7 +366,7 @@ impl Coroutine {
 
     /// Where it was spawned.
     pub fn spawn_location(&self) -> &'static Location<'static> {
-        self.task.header().location
+        self.task.header().location()
     }
 
     /// Unparks it (see [`Unparker::unpark`]).

@@ -229,7 +229,7 @@ impl<T> ScopedJoinHandle<'_, T> {
 
     /// The coroutine's id.
     pub fn id(&self) -> CoroutineId {
-        CoroutineId::from_raw(self.task.header().id)
+        CoroutineId::from_raw(self.task.header().id())
     }
 }
 

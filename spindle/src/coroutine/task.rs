@@ -37,8 +37,8 @@ use std::any::Any;
 use std::cell::UnsafeCell;
 use std::panic::{AssertUnwindSafe, Location};
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
-use std::sync::{Arc, Mutex};
 use std::thread;
 
 use corosensei::{Coroutine as Co, Yielder};
@@ -80,12 +80,28 @@ pub(crate) struct VTable {
     dealloc: unsafe fn(NonNull<Header>),
 }
 
+/// A coroutine's stack, from spawn to end: one field, since a coroutine
+/// holds either a reservation or a running coroutine, never both.
+pub(crate) enum Stage {
+    /// Spawned: the stack reserved at spawn, until the coroutine starts.
+    Reserved(Reservation),
+    /// Started: the corosensei coroutine on its stack.
+    Running(RawCo),
+    /// Finished, cancelled unstarted, or failed to start.
+    Gone,
+}
+
+impl Stage {
+    /// Takes the stage out, leaving `Gone`.
+    pub(crate) fn take(&mut self) -> Stage {
+        std::mem::replace(self, Stage::Gone)
+    }
+}
+
 /// State touched only by the worker running the coroutine (invariant 2).
 pub(crate) struct RunState {
-    /// The corosensei coroutine, once started.
-    pub(crate) co: Option<RawCo>,
-    /// The stack reserved at spawn, until the coroutine starts.
-    pub(crate) reservation: Option<Reservation>,
+    /// The stack: reserved, then running.
+    pub(crate) stage: Stage,
     /// The coroutine's yielder, set on its first instruction.
     pub(crate) yielder: *const Yielder<(), Suspend>,
     /// Coroutine-local storage.
@@ -114,7 +130,7 @@ pub(crate) struct Header {
     pub(crate) wait_reason: AtomicU8,
     /// Whether the scheduler may move it between workers while parked.
     pub(crate) migratable: bool,
-    /// Set once a joiner stored its unparker in `joiner`.
+    /// Set (Release) once the joiner stored its unparker in `joiner`.
     join_waiting: AtomicBool,
     refs: AtomicUsize,
     vtable: &'static VTable,
@@ -125,6 +141,8 @@ pub(crate) struct Header {
     pub(crate) shard: AtomicUsize,
     /// Registry list links, guarded by the registry shard's lock.
     pub(crate) links: UnsafeCell<Links>,
+    /// Incremented at every park, so the timer of an earlier park is ignored.
+    pub(crate) park_gen: AtomicU64,
     // -- lines 1-2: what the running worker and the coroutine touch -------
     /// See [`RunState`].
     pub(crate) run: UnsafeCell<RunState>,
@@ -132,20 +150,15 @@ pub(crate) struct Header {
     pub(crate) scheduled: AtomicU64,
     /// Introspection: clock ticks spent running (sampled).
     pub(crate) run_ticks: AtomicU64,
-    /// Incremented at every park, so the timer of an earlier park is ignored.
-    pub(crate) park_gen: AtomicU64,
     // -- colder: joining, identity ------------------------------------------
-    joiner: Mutex<Option<Unparker>>,
+    /// The joiner's unparker: written once by the single joiner before it
+    /// sets `join_waiting`, taken once by the finishing worker after it
+    /// reads `join_waiting` set (Acquire); never touched concurrently.
+    joiner: UnsafeCell<Option<Unparker>>,
     /// The runtime it belongs to.
     pub(crate) rt: Arc<Shared>,
-    /// The coroutine's unique id.
-    pub(crate) id: u64,
-    /// Where it was spawned.
-    pub(crate) location: &'static Location<'static>,
-    /// Usable stack size in bytes.
-    pub(crate) stack_size: usize,
-    /// Name, id and location as the stack-overflow handler reports them,
-    /// and the guard page of the stack once attached.
+    /// Id, name and spawn location (read by the stack-overflow handler
+    /// too), and the guard page and size of the stack once attached.
     pub(crate) guard: GuardInfo,
 }
 
@@ -157,15 +170,25 @@ unsafe impl Send for Header {}
 unsafe impl Sync for Header {}
 
 impl Header {
+    /// The coroutine's unique id.
+    pub(crate) fn id(&self) -> u64 {
+        self.guard.id
+    }
+
     /// The name given with `Builder::name`.
     pub(crate) fn name(&self) -> Option<&str> {
         self.guard.name.as_deref()
+    }
+
+    /// Where it was spawned.
+    pub(crate) fn location(&self) -> &'static Location<'static> {
+        self.guard.location
     }
 }
 
 impl Drop for Header {
     fn drop(&mut self) {
-        if let Some(co) = self.run.get_mut().co.take() {
+        if let Stage::Running(co) = self.run.get_mut().stage.take() {
             if co.done() {
                 drop(co);
             } else {
@@ -273,7 +296,6 @@ pub(crate) struct Spec {
     pub(crate) id: u64,
     pub(crate) name: Option<Box<str>>,
     pub(crate) location: &'static Location<'static>,
-    pub(crate) stack_size: usize,
     pub(crate) migratable: bool,
     pub(crate) reservation: Reservation,
     pub(crate) rt: Arc<Shared>,
@@ -297,23 +319,19 @@ where
             state: State::new(),
             refs: AtomicUsize::new(refs),
             vtable: &Task::<F, T>::VTABLE,
-            id: spec.id,
             guard: GuardInfo::new(spec.id, spec.name, spec.location),
-            location: spec.location,
-            stack_size: spec.stack_size,
             migratable: spec.migratable,
             worker: AtomicUsize::new(NO_WORKER),
             rt: spec.rt,
             run: UnsafeCell::new(RunState {
-                co: None,
-                reservation: Some(spec.reservation),
+                stage: Stage::Reserved(spec.reservation),
                 yielder: std::ptr::null(),
                 locals: LocalMap::new(),
                 no_unwind: 0,
                 unwinding: false,
             }),
             join_waiting: AtomicBool::new(false),
-            joiner: Mutex::new(None),
+            joiner: UnsafeCell::new(None),
             wait_reason: AtomicU8::new(0),
             scheduled: AtomicU64::new(0),
             run_ticks: AtomicU64::new(0),
@@ -396,7 +414,7 @@ impl TaskRef {
         unsafe { (h.vtable.cancel)(self.0, None) };
         // SAFETY: never started, so no worker touches `run`; the
         // reservation goes back (no stack was taken).
-        drop(unsafe { (*h.run.get()).reservation.take() });
+        drop(unsafe { (*h.run.get()).stage.take() });
         self.finish();
     }
 
@@ -422,8 +440,13 @@ impl TaskRef {
         // SeqCst fence: pairs with the one in `register_joiner`. Either we
         // see `join_waiting`, or the joiner sees DONE after registering.
         fence(Ordering::SeqCst);
-        if h.join_waiting.load(Ordering::Relaxed) {
-            let waiter = h.joiner.lock().unwrap_or_else(|e| e.into_inner()).take();
+        // Acquire: pairs with the Release in `register_joiner`, so the
+        // unparker written before the flag is visible.
+        if h.join_waiting.load(Ordering::Acquire) {
+            // SAFETY: the joiner wrote the slot before setting the flag and
+            // never touches it again; `finish` runs once, so we are the
+            // only reader (see the field's docs).
+            let waiter = unsafe { (*h.joiner.get()).take() };
             if let Some(u) = waiter {
                 u.unpark();
             }
@@ -434,8 +457,12 @@ impl TaskRef {
     /// now (then no wake-up will come, and none is needed).
     pub(crate) fn register_joiner(&self, u: Unparker) -> bool {
         let h = self.header();
-        *h.joiner.lock().unwrap_or_else(|e| e.into_inner()) = Some(u);
-        h.join_waiting.store(true, Ordering::Relaxed);
+        // SAFETY: there is one joiner (join consumes its handle), and the
+        // finishing worker reads the slot only after seeing the flag set
+        // below, so no access overlaps ours.
+        unsafe { *h.joiner.get() = Some(u) };
+        // Release: pairs with the Acquire in `wake_joiner`.
+        h.join_waiting.store(true, Ordering::Release);
         // SeqCst fence: pairs with the one in `wake_joiner`.
         fence(Ordering::SeqCst);
         h.state.is_done()
@@ -478,7 +505,7 @@ impl Drop for TaskRef {
 
 impl std::fmt::Debug for TaskRef {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "TaskRef({})", self.header().id)
+        write!(f, "TaskRef({})", self.header().id())
     }
 }
 
@@ -491,6 +518,6 @@ mod tests {
     #[test]
     fn header_layout_keeps_the_hot_line_and_size() {
         assert_eq!(std::mem::offset_of!(Header, run), 64);
-        assert!(size_of::<Header>() <= 320, "{}", size_of::<Header>());
+        assert!(size_of::<Header>() <= 232, "{}", size_of::<Header>());
     }
 }

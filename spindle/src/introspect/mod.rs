@@ -93,16 +93,16 @@ pub(crate) fn snapshot_of(shared: &Shared) -> Snapshot {
             _ => CoroutineState::Ready,
         };
         coroutines.push(CoroutineInfo {
-            id: CoroutineId::from_raw(h.id),
+            id: CoroutineId::from_raw(h.id()),
             name: h.name().map(String::from),
-            location: h.location,
+            location: h.location(),
             state,
             worker: (worker != NO_WORKER).then_some(worker),
             times_scheduled: h.scheduled.load(Ordering::Relaxed),
             run_time: Duration::from_nanos(clock::ticks_to_nanos(
                 h.run_ticks.load(Ordering::Relaxed),
             )),
-            stack_size: h.stack_size,
+            stack_size: h.guard.stack_size(),
         });
     });
     Snapshot {

@@ -28,11 +28,13 @@ use crate::coroutine::task::{Header, TaskRef};
 use crate::park::state::{DONE, NEW, State};
 
 /// List links inside each coroutine header.
+///
+/// Whether a header is linked is told by its `shard` field (`usize::MAX`
+/// when not), set and reset under the shard's lock.
 #[derive(Debug)]
 pub(crate) struct Links {
     prev: *const Header,
     next: *const Header,
-    linked: bool,
 }
 
 impl Default for Links {
@@ -40,7 +42,6 @@ impl Default for Links {
         Links {
             prev: ptr::null(),
             next: ptr::null(),
-            linked: false,
         }
     }
 }
@@ -91,7 +92,6 @@ impl Registry {
             let links = &mut *h.links.get();
             links.prev = ptr::null();
             links.next = shard.head;
-            links.linked = true;
             if let Some(head) = shard.head.as_ref() {
                 (*head.links.get()).prev = hp;
             }
@@ -110,31 +110,30 @@ impl Registry {
             return; // never linked (never started)
         }
         let mut shard = self.lock(i);
+        // Re-read under the lock: only `insert` and `remove` change it, and
+        // `remove` runs once per started coroutine (from `finish`).
+        if h.shard.load(Ordering::Relaxed) != i {
+            return;
+        }
         // SAFETY: invariant 1: under the shard lock; neighbours are linked
         // and therefore alive (invariant 2).
-        let was_linked = unsafe {
+        unsafe {
             let links = &mut *h.links.get();
-            if !links.linked {
-                false
-            } else {
-                match links.prev.as_ref() {
-                    Some(p) => (*p.links.get()).next = links.next,
-                    None => shard.head = links.next,
-                }
-                if let Some(n) = links.next.as_ref() {
-                    (*n.links.get()).prev = links.prev;
-                }
-                *links = Links::default();
-                true
+            match links.prev.as_ref() {
+                Some(p) => (*p.links.get()).next = links.next,
+                None => shard.head = links.next,
             }
-        };
-        if was_linked {
-            shard.len -= 1;
-            drop(shard);
-            // SAFETY: the reference `insert` forgot; the caller still holds
-            // its own, so this never frees under the caller.
-            drop(unsafe { TaskRef::adopt(task.as_ptr()) });
+            if let Some(n) = links.next.as_ref() {
+                (*n.links.get()).prev = links.prev;
+            }
+            *links = Links::default();
         }
+        h.shard.store(usize::MAX, Ordering::Relaxed);
+        shard.len -= 1;
+        drop(shard);
+        // SAFETY: the reference `insert` forgot; the caller still holds its
+        // own, so this never frees under the caller.
+        drop(unsafe { TaskRef::adopt(task.as_ptr()) });
     }
 
     /// Calls `f` on every live coroutine, shard by shard, under the shard

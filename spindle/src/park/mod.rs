@@ -73,7 +73,7 @@ impl Unparker {
 impl std::fmt::Debug for Unparker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {
-            Inner::Coroutine(t) => write!(f, "Unparker(coroutine {})", t.header().id),
+            Inner::Coroutine(t) => write!(f, "Unparker(coroutine {})", t.header().id()),
             Inner::Thread(t) => write!(f, "Unparker(thread {:?})", t.id()),
         }
     }

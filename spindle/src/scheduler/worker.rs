@@ -29,7 +29,7 @@ use crossbeam_deque::{Steal, Worker as Deque};
 use super::{AWAKE, NOTIFIED_SEARCHING, Remote, SLEEPING, Shared};
 use crate::clock;
 use crate::coroutine::alloc;
-use crate::coroutine::task::{self, Header, RawCo, Suspend, TaskRef};
+use crate::coroutine::task::{self, Header, RawCo, Stage, Suspend, TaskRef};
 use crate::park::state::{DONE, NEW, PARKED, QUEUED, State};
 use crate::stack::{self, LocalPool};
 use crate::sys::futex;
@@ -365,10 +365,9 @@ impl Context {
         // SAFETY: we won the NEW → RUNNING claim: this worker alone owns
         // the run state now (task.rs invariant 2).
         let run = unsafe { &mut *h.run.get() };
-        let reservation = run
-            .reservation
-            .take()
-            .expect("new coroutine without a stack reservation");
+        let Stage::Reserved(reservation) = run.stage.take() else {
+            unreachable!("a new coroutine without a stack reservation")
+        };
         let stack = match self.pool.borrow_mut().take(reservation) {
             Ok(s) => s,
             Err(e) => {
@@ -379,7 +378,7 @@ impl Context {
         h.worker.store(self.index, Ordering::Relaxed);
         h.guard.attach(&stack);
         self.shared.registry.insert(task, self.index);
-        run.co = Some(RawCo::with_stack(stack, move |y, ()| {
+        run.stage = Stage::Running(RawCo::with_stack(stack, move |y, ()| {
             // SAFETY: the worker holds a TaskRef while it resumes us, so the
             // header is alive; this runs once, on our own stack.
             unsafe {
@@ -394,7 +393,7 @@ impl Context {
     #[cold]
     fn fail_start(&self, task: &TaskRef, e: std::io::Error) {
         let h = task.header();
-        eprintln!("spindle: coroutine {} could not start: {e}", h.id);
+        eprintln!("spindle: coroutine {} could not start: {e}", h.id());
         // Completes through the cancel path, with the error as the payload
         // (the task is RUNNING, so cancel_unstarted would refuse).
         crate::coroutine::fail_unstarted(task, e);
@@ -411,7 +410,7 @@ impl Context {
         // SAFETY: task.rs invariant 2: this worker runs the coroutine; we
         // take raw pointers to disjoint fields so the coroutine's own
         // accesses to `run` (yielder, locals) do not alias a `&mut`.
-        let co = unsafe { ptr::addr_of_mut!((*h.run.get()).co) };
+        let stage = unsafe { ptr::addr_of_mut!((*h.run.get()).stage) };
         // SAFETY: the guard info lives in the header, which `task` keeps
         // alive until the matching `set_current(null)` below.
         unsafe { stack::set_current(&h.guard) };
@@ -424,12 +423,10 @@ impl Context {
         // scheduler tracking the same way).
         let sampled = self.sample_next();
         let t0 = if sampled { clock::ticks() } else { 0 };
-        // SAFETY: as above; `co` is Some for a started coroutine.
-        let result = unsafe {
-            (*co)
-                .as_mut()
-                .expect("resumed coroutine has no stack")
-                .resume(())
+        // SAFETY: as above; a started coroutine is `Running`.
+        let result = match unsafe { &mut *stage } {
+            Stage::Running(co) => co.resume(()),
+            _ => unreachable!("resumed a coroutine that is not running"),
         };
         if sampled {
             let dt = clock::ticks().wrapping_sub(t0) * RUN_TIME_SAMPLE;
@@ -452,7 +449,9 @@ impl Context {
             CoroutineResult::Return(()) => {
                 // SAFETY: invariant 2; the coroutine has returned, so
                 // nothing on its stack is live.
-                let co = unsafe { (*co).take() }.expect("finished coroutine vanished");
+                let Stage::Running(co) = (unsafe { &mut *stage }).take() else {
+                    unreachable!("a finished coroutine vanished")
+                };
                 self.pool.borrow_mut().give(co.into_stack());
                 task.finish();
             }

@@ -84,6 +84,11 @@ impl GuardInfo {
             .store(stack.usable_size(), Ordering::Relaxed);
     }
 
+    /// Usable size of the attached stack in bytes; 0 before one is attached.
+    pub(crate) fn stack_size(&self) -> usize {
+        self.stack_size.load(Ordering::Relaxed)
+    }
+
     /// `[start, end)` of the attached guard page; `(0, 0)` if none.
     pub(crate) fn guard_range(&self) -> (usize, usize) {
         (
