@@ -116,7 +116,9 @@ impl Builder {
     /// I/O call built on them). The caller promises that, at every such
     /// call, the coroutine holds nothing that must stay on one thread:
     /// no `Rc`, `RefCell` borrow or other `!Send` value that is used again
-    /// after the call, no reference into a `thread_local!` value (or a
+    /// after the call (this includes values kept in
+    /// [`coroutine_local!`](crate::coroutine_local) storage, which travel
+    /// with the coroutine), no reference into a `thread_local!` value (or a
     /// guard such as `stdout().lock()`), no `MutexGuard` of a mutex that
     /// requires unlock on the locking thread, and no thread-identity
     /// assumption (e.g. `std::thread::current()` compared before and
