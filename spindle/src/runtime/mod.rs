@@ -425,4 +425,4 @@ pub fn snapshot() -> Snapshot {
     }
 }
 
-pub use crate::introspect::{CoroutineInfo, CoroutineState};
+pub use crate::introspect::{CoroutineInfo, CoroutineState, Snapshot};
