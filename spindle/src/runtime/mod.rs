@@ -45,7 +45,7 @@ use crossbeam_deque::Worker as Deque;
 
 use crate::clock;
 use crate::coroutine::{self, Builder as CoBuilder, JoinHandle};
-use crate::introspect::{self, Snapshot};
+use crate::introspect;
 use crate::park::WaitReason;
 use crate::scheduler::{Config, Context, Shared, worker};
 use crate::stack;
