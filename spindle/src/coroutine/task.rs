@@ -314,37 +314,41 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
-    let task = Task::<F, T> {
-        header: Header {
-            state: State::new(),
-            refs: AtomicUsize::new(refs),
-            vtable: &Task::<F, T>::VTABLE,
-            guard: GuardInfo::new(spec.id, spec.name, spec.location),
-            migratable: spec.migratable,
-            worker: AtomicUsize::new(NO_WORKER),
-            rt: spec.rt,
-            run: UnsafeCell::new(RunState {
-                stage: Stage::Reserved(spec.reservation),
-                yielder: std::ptr::null(),
-                locals: LocalMap::new(),
-                no_unwind: 0,
-                unwinding: false,
-            }),
-            join_waiting: AtomicBool::new(false),
-            joiner: UnsafeCell::new(None),
-            wait_reason: AtomicU8::new(0),
-            scheduled: AtomicU64::new(0),
-            run_ticks: AtomicU64::new(0),
-            park_gen: AtomicU64::new(0),
-            links: UnsafeCell::new(Links::default()),
-            shard: AtomicUsize::new(usize::MAX),
-        },
-        f: UnsafeCell::new(Some(f)),
-        out: UnsafeCell::new(None),
-    };
+    // Allocate first and build the value in the write, so the compiler can
+    // write the fields straight into the block instead of building the task
+    // on the stack and copying it over.
     let p = alloc::allocate(std::alloc::Layout::new::<Task<F, T>>()).cast::<Task<F, T>>();
     // SAFETY: `p` is fresh memory with `Task<F, T>`'s layout.
-    unsafe { p.as_ptr().write(task) };
+    unsafe {
+        p.as_ptr().write(Task::<F, T> {
+            header: Header {
+                state: State::new(),
+                refs: AtomicUsize::new(refs),
+                vtable: &Task::<F, T>::VTABLE,
+                guard: GuardInfo::new(spec.id, spec.name, spec.location),
+                migratable: spec.migratable,
+                worker: AtomicUsize::new(NO_WORKER),
+                rt: spec.rt,
+                run: UnsafeCell::new(RunState {
+                    stage: Stage::Reserved(spec.reservation),
+                    yielder: std::ptr::null(),
+                    locals: LocalMap::new(),
+                    no_unwind: 0,
+                    unwinding: false,
+                }),
+                join_waiting: AtomicBool::new(false),
+                joiner: UnsafeCell::new(None),
+                wait_reason: AtomicU8::new(0),
+                scheduled: AtomicU64::new(0),
+                run_ticks: AtomicU64::new(0),
+                park_gen: AtomicU64::new(0),
+                links: UnsafeCell::new(Links::default()),
+                shard: AtomicUsize::new(usize::MAX),
+            },
+            f: UnsafeCell::new(Some(f)),
+            out: UnsafeCell::new(None),
+        })
+    };
     // repr(C) puts the header first.
     TaskRef(p.cast::<Header>())
 }
