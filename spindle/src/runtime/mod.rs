@@ -110,6 +110,9 @@ impl Builder {
         let stack_size =
             stack::normalize_size(self.stack_size.unwrap_or_else(stack::default_stack_size));
         clock::init();
+        // SAFETY: `current_guard` only reads this thread's const thread-local
+        // and an atomic, and returns null or a live header's guard info.
+        unsafe { stack::set_resolver(worker::current_guard) };
         stack::install_handler();
         install_panic_hook();
         let deques: Vec<Deque<_>> = (0..workers).map(|_| Deque::new_lifo()).collect();

@@ -97,6 +97,19 @@ pub(crate) fn context() -> Option<*const Context> {
     if p.is_null() { None } else { Some(p) }
 }
 
+/// The stack-overflow report's view of the coroutine running on this
+/// thread (registered with `stack::set_resolver`): reads only this thread's
+/// const thread-local and the worker's `current` pointer, so it is
+/// async-signal-safe. `current` is non-null only while that coroutine runs,
+/// and the worker holds a reference to it meanwhile.
+pub(crate) fn current_guard() -> *const stack::GuardInfo {
+    match current_task() {
+        // SAFETY: see above; the header outlives its running period.
+        Some(h) => unsafe { &raw const (*h.as_ptr()).guard },
+        None => ptr::null(),
+    }
+}
+
 /// The coroutine running on this thread, if any.
 #[inline(never)]
 pub(crate) fn current_task() -> Option<NonNull<Header>> {
@@ -411,9 +424,6 @@ impl Context {
         // take raw pointers to disjoint fields so the coroutine's own
         // accesses to `run` (yielder, locals) do not alias a `&mut`.
         let stage = unsafe { ptr::addr_of_mut!((*h.run.get()).stage) };
-        // SAFETY: the guard info lives in the header, which `task` keeps
-        // alive until the matching `set_current(null)` below.
-        unsafe { stack::set_current(&h.guard) };
         h.scheduled
             .store(h.scheduled.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         // Run time is sampled: reading the clock costs ~20 ns here, more
@@ -433,8 +443,6 @@ impl Context {
             h.run_ticks
                 .store(h.run_ticks.load(Ordering::Relaxed) + dt, Ordering::Relaxed);
         }
-        // SAFETY: null is always allowed.
-        unsafe { stack::set_current(ptr::null()) };
         remote.current.store(ptr::null_mut(), Ordering::Relaxed);
         match result {
             CoroutineResult::Yield(Suspend::Yield) => self.ready().push_back(task),

@@ -17,13 +17,15 @@
 //! - Once, before the first coroutine runs: [`install_handler`].
 //! - On each worker thread, at start: [`AltStack::install`] (keep it until
 //!   the thread ends; it is not `Send`) and [`LocalPool::new`].
-//! - At spawn: [`LocalPool::reserve`] on a worker, [`reserve`] elsewhere;
-//!   return its error from `Builder::spawn`.
+//! - At spawn: [`reserve`] (a claim; the stack itself is taken at first
+//!   run); return its error from `Builder::spawn`.
 //! - Before a coroutine's first run, on the worker that runs it:
 //!   [`LocalPool::take`], then [`GuardInfo::attach`] on the coroutine's
 //!   header.
-//! - Around every resume, on the worker's own stack: [`set_current`] with
-//!   the header's [`GuardInfo`] before, with null after.
+//! - Once, before the first resume: [`set_resolver`] with a function that
+//!   finds the running coroutine's [`GuardInfo`] from what the worker
+//!   already records (no per-switch cost). Code that drives coroutines
+//!   itself (the tests) uses `set_current` around each resume instead.
 //! - When the coroutine is done: `Coroutine::into_stack`, then
 //!   [`LocalPool::give`].
 //!
@@ -87,7 +89,9 @@ use std::num::NonZeroUsize;
 use std::sync::OnceLock;
 
 pub(crate) use altstack::AltStack;
-pub(crate) use overflow::{GuardInfo, install_handler, set_current};
+#[cfg(test)]
+pub(crate) use overflow::set_current;
+pub(crate) use overflow::{GuardInfo, install_handler, set_resolver};
 pub(crate) use pool::LocalPool;
 // For introspection (stack memory per size class).
 #[cfg_attr(not(test), allow(unused_imports))]

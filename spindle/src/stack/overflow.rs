@@ -17,7 +17,10 @@
 //!
 //! - `CURRENT` is null or points to a [`GuardInfo`] that stays valid, and is
 //!   not mutated except through its atomics, until `set_current` replaces
-//!   it (the contract of the unsafe [`set_current`]).
+//!   it (the contract of the unsafe [`set_current`]). When it is null, the
+//!   resolver registered with the unsafe [`set_resolver`] (the runtime's
+//!   way: it reads the worker's record of its running coroutine) gives
+//!   such a pointer or null.
 //! - `PREV[i]` is written once, before our handler is installed for that
 //!   signal, and only read afterwards.
 //! - The handler calls only async-signal-safe functions (`write`,
@@ -31,7 +34,7 @@ use std::cell::Cell;
 use std::io;
 use std::panic::Location;
 use std::ptr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Once, OnceLock};
 
 /// What the overflow report says about the coroutine running on a thread.
@@ -114,8 +117,33 @@ std::thread_local! {
 /// `info` must be null, or point to a `GuardInfo` that stays valid and is
 /// not mutated (other than through [`GuardInfo::attach`]) until the next
 /// `set_current` call on this thread.
+#[cfg_attr(
+    not(test),
+    allow(
+        dead_code,
+        reason = "the runtime uses set_resolver; tests drive corosensei directly"
+    )
+)]
 pub(crate) unsafe fn set_current(info: *const GuardInfo) {
     CURRENT.set(info);
+}
+
+/// How the handler finds the running coroutine's info when `set_current`
+/// was not used: a function the runtime registers once, which reads what
+/// the worker already records on every switch (so the switch itself pays
+/// nothing extra). Null until registered.
+static RESOLVER: AtomicPtr<()> = AtomicPtr::new(ptr::null_mut());
+
+/// Registers `f` as the way to find the `GuardInfo` of the coroutine
+/// running on the calling thread (null if none).
+///
+/// # Safety
+///
+/// `f` must be async-signal-safe (read memory only: no allocation, lock or
+/// lazily initialised thread-local), and return null or a pointer that
+/// satisfies the same contract as [`set_current`]'s argument.
+pub(crate) unsafe fn set_resolver(f: fn() -> *const GuardInfo) {
+    RESOLVER.store(f as *mut (), Ordering::Release);
 }
 
 /// The signals handled: a guard page access raises SIGSEGV; SIGBUS is
@@ -160,7 +188,16 @@ extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut li
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let (code, addr) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
     // Cannot fail: the key is const-initialised and has no destructor.
-    let current = CURRENT.get();
+    let mut current = CURRENT.get();
+    if current.is_null() {
+        let r = RESOLVER.load(Ordering::Acquire);
+        if !r.is_null() {
+            // SAFETY: only `set_resolver` stores here, always a
+            // `fn() -> *const GuardInfo`, async-signal-safe by its contract.
+            let f: fn() -> *const GuardInfo = unsafe { std::mem::transmute(r) };
+            current = f();
+        }
+    }
     // A positive si_code: a real fault, not a signal sent by kill/raise.
     if code > 0 && !current.is_null() {
         // SAFETY: non-null CURRENT points to a live GuardInfo (invariant 1).
