@@ -205,8 +205,14 @@ where
     // A claim, not a cached stack: the stack is taken when the coroutine
     // first runs, from the hot end of that worker's cache. (Binding cached
     // stacks to queued coroutines at spawn made a burst of spawns run on
-    // cold stacks from the global list: measured slower.)
-    let reservation = stack::reserve(size)?;
+    // cold stacks from the global list: measured slower.) On a worker the
+    // claim comes from its local credits, without a shared atomic.
+    let reservation = match cx {
+        // SAFETY: `cx` is this thread's live context; the worker holds no
+        // borrow of its pool while a coroutine runs.
+        Some(cx) => unsafe { (*cx).reserve_stack(size) }?,
+        None => stack::reserve(size)?,
+    };
     let task = task::allocate(
         task::Spec {
             id: next_id(),

@@ -205,6 +205,12 @@ impl Context {
         }
     }
 
+    /// Reserves a stack for a coroutine spawned on this worker, from the
+    /// worker's local claim credits when it can (see `LocalPool`).
+    pub(crate) fn reserve_stack(&self, size: usize) -> std::io::Result<stack::Reservation> {
+        self.pool.borrow_mut().reserve_claim(size)
+    }
+
     /// Registers a timer that unparks `task` at `deadline` unless it parked
     /// again since (its generation moved on).
     pub(crate) fn add_timer(&self, deadline: Instant, task: TaskRef, generation: u64) {

@@ -25,7 +25,7 @@
 use std::io;
 
 use super::region::{self, Class};
-use super::{Backing, Reservation, Stack};
+use super::{Backing, Claim, Reservation, Stack};
 
 /// Stacks a worker keeps before handing some to the global free list.
 const CACHE_MAX: usize = 128;
@@ -42,7 +42,21 @@ pub(crate) struct LocalPool {
     class: &'static Class,
     /// Free stacks, the most recently freed last.
     cache: Vec<Stack>,
+    /// Claims on `class` this worker holds without a reservation: taken
+    /// from `available` (so the accounting stays exact) and handed out by
+    /// [`LocalPool::reserve_claim`] without touching the shared counter.
+    /// A claim whose coroutine started on a cached stack comes back here
+    /// instead of to the shared counter. At most `CREDITS_MAX`.
+    pub(super) credits: usize,
 }
+
+/// Most claims a worker keeps locally before giving half back.
+const CREDITS_MAX: usize = 256;
+/// `CREDITS_MAX`, for the accounting test.
+#[cfg(test)]
+pub(super) const CREDITS_MAX_FOR_TESTS: usize = CREDITS_MAX;
+/// How many claims a worker takes from the shared counter at once.
+const CREDITS_BATCH: usize = 64;
 
 impl LocalPool {
     /// A pool caching stacks of [`super::default_stack_size`].
@@ -70,6 +84,40 @@ impl LocalPool {
         LocalPool {
             class,
             cache: Vec::with_capacity(CACHE_MAX),
+            credits: 0,
+        }
+    }
+
+    /// Reserves a stack of `size` like [`super::reserve`], from this
+    /// worker's credits when `size` is the cached size: no shared atomic in
+    /// the common case. The claim is an ordinary one (the coroutine may
+    /// start on any worker).
+    pub(crate) fn reserve_claim(&mut self, size: usize) -> io::Result<Reservation> {
+        if size != self.class.size() {
+            return super::reserve(size);
+        }
+        if self.credits == 0 {
+            // Take a batch; fall back to the one-at-a-time path (which maps
+            // a new region, or reports exhaustion) when the class is short.
+            let got = self.class.try_claim(CREDITS_BATCH);
+            if got == 0 {
+                return super::reserve(size);
+            }
+            self.credits = got;
+        }
+        self.credits -= 1;
+        Ok(Reservation {
+            inner: Backing::Claim(Claim(self.class)),
+        })
+    }
+
+    /// Keeps one more claim locally, giving half back past the limit.
+    fn add_credit(&mut self) {
+        self.credits += 1;
+        if self.credits > CREDITS_MAX {
+            let back = self.credits / 2;
+            self.credits -= back;
+            self.class.unclaim(back);
         }
     }
 
@@ -119,8 +167,10 @@ impl LocalPool {
         if std::ptr::eq(claim.0, self.class) {
             if let Some(s) = self.cache.pop() {
                 // The claim was not needed: a cached stack is outside the
-                // count (`region.rs`), so dropping `claim` gives it back.
-                drop(claim);
+                // count (`region.rs`). Keep the claim as a local credit
+                // rather than giving it back to the shared counter.
+                claim.spend();
+                self.add_credit();
                 return Ok(s);
             }
         }
@@ -171,9 +221,13 @@ impl Default for LocalPool {
 }
 
 impl Drop for LocalPool {
-    /// Gives every cached stack back to the global free list.
+    /// Gives every cached stack back to the global free list, and every
+    /// credit back to the shared counter.
     fn drop(&mut self) {
         self.spill(self.cache.len());
+        if self.credits > 0 {
+            self.class.unclaim(self.credits);
+        }
     }
 }
 

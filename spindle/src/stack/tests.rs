@@ -9,6 +9,7 @@ use std::sync::Barrier;
 
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
+use super::pool::CREDITS_MAX_FOR_TESTS;
 use super::*;
 
 /// The statistics of the class of `size` (normalized), if it exists yet.
@@ -267,4 +268,37 @@ fn dropping_an_unfinished_coroutine_returns_its_stack() {
     drop(co); // unwinds the coroutine, then drops the stack
     let st = class_stats(size).unwrap();
     assert_eq!((st.free, st.available), (1, st.slots));
+}
+
+/// A worker's claim credits keep the accounting exact: claims handed out
+/// from credits, stacks taken hot from the cache (their claims kept as
+/// credits), and everything given back when the pool goes.
+#[test]
+fn claim_credits_are_accounted() {
+    let size = 176 << 10; // a class of its own
+    let mut pool = LocalPool::with_size(size).expect("pool");
+    let slots0 = {
+        // Make the class exist and note its capacity.
+        drop(reserve(size).expect("reserve"));
+        class_stats(size).unwrap().slots
+    };
+    // 300 spawns' worth of claims, run one after another on one worker:
+    // after the first, every start finds a cached stack.
+    for _ in 0..300 {
+        let r = pool.reserve_claim(size).expect("reserve_claim");
+        let s = pool.take(r).expect("take");
+        pool.give(s);
+    }
+    let st = class_stats(size).unwrap();
+    // Every slot is either available, cached, or held as a credit, and the
+    // credits stay bounded.
+    assert!(pool.credits <= CREDITS_MAX_FOR_TESTS, "{}", pool.credits);
+    assert_eq!(st.available + pool.cached() + pool.credits, st.slots);
+    drop(pool);
+    let st = class_stats(size).unwrap();
+    assert_eq!(st.slots, slots0.max(st.slots));
+    assert_eq!(
+        st.available, st.slots,
+        "dropping the pool returns every claim and stack"
+    );
 }
