@@ -6,7 +6,7 @@
 //!
 //! ```text
 //!  Builder::spawn ── reserve(size) ──────────► Reservation  (may map a region;
-//!      on a worker: LocalPool::reserve(size) ─┘              errors surface here)
+//!      on a worker: LocalPool::reserve_claim ─┘              errors surface here)
 //!  worker, first run ── LocalPool::take(r) ──► Stack  (worker cache, global
 //!                                                      list, or a fresh slot)
 //!  coroutine finished ── LocalPool::give(stack)  (pages stay committed for reuse)
@@ -244,19 +244,13 @@ unsafe impl corosensei::stack::Stack for Stack {
 /// coroutine is spawned so that running out of memory or maps is reported
 /// by `Builder::spawn`. Turn it into a [`Stack`] with [`LocalPool::take`]
 /// (on any worker); dropping it un-reserves. `Send`.
+///
+/// It is a claim on the class's slots (see `region.rs`), never a stack:
+/// binding cached stacks to queued coroutines at spawn was measured slower
+/// (a burst of spawns then starts on cold stacks from the global list).
 pub(crate) struct Reservation {
-    /// What backs the promise.
-    inner: Backing,
-}
-
-/// What backs a [`Reservation`].
-enum Backing {
-    /// A claim on the class's slots (see `region.rs`).
-    Claim(Claim),
-    /// A stack taken from a worker's cache by [`LocalPool::reserve`]; if the
-    /// reservation is dropped, `Stack::drop` returns it to the global list.
-    #[cfg_attr(not(test), allow(dead_code, reason = "made by LocalPool::reserve"))]
-    Stack(Stack),
+    /// The claim backing the promise.
+    claim: Claim,
 }
 
 /// One claim on a size class's slots; dropping it gives the claim back.
@@ -279,10 +273,7 @@ impl Drop for Claim {
 impl Reservation {
     /// The usable size of the stack this reservation will become.
     pub(crate) fn size(&self) -> usize {
-        match &self.inner {
-            Backing::Claim(c) => c.0.size(),
-            Backing::Stack(s) => s.usable_size(),
-        }
+        self.claim.0.size()
     }
 }
 
@@ -298,11 +289,12 @@ impl std::fmt::Debug for Reservation {
 /// [`normalize_size`]). Cheap (one atomic on a counter shared by all
 /// threads) unless the size class is exhausted; then it maps a new region,
 /// and reports failure as an [`std::io::ErrorKind::OutOfMemory`] error that
-/// says what ran out. On a worker thread, [`LocalPool::reserve`] is cheaper.
+/// says what ran out. On a worker thread, [`LocalPool::reserve_claim`] is
+/// cheaper.
 pub(crate) fn reserve(size: usize) -> std::io::Result<Reservation> {
     let class = region::class_for(normalize_size(size))?;
     class.claim_one()?;
     Ok(Reservation {
-        inner: Backing::Claim(Claim(class)),
+        claim: Claim(class),
     })
 }

@@ -2,17 +2,18 @@
 //!
 //! Each worker owns one [`LocalPool`] and touches it only from its own
 //! thread, so the hot path (a finished coroutine's stack going back, a
-//! coroutine spawned on this worker reserving it with
-//! [`LocalPool::reserve`]) is a `Vec` push and pop: no lock, no shared
-//! cache line. The cache is LIFO: the stack freed last has the most pages
+//! new coroutine starting on a cached stack, a spawn claiming a slot from
+//! the worker's credits with [`LocalPool::reserve_claim`]) is a `Vec` push
+//! and pop or a counter: no lock, no shared cache line. The cache is LIFO: the stack freed last has the most pages
 //! committed and in the CPU's caches.
 //!
 //! ```text
-//!  reserve(size): cache ──► a claim on the class (`super::reserve`)
-//!  take(r):       the reservation's stack ──► cache ──► global free list
-//!                 (refill a batch) ──► carve a fresh slot
-//!  give(s):       cache (up to CACHE_MAX) ──► spill the colder half to the
-//!                 global free list
+//!  reserve_claim(size): local credit ──► a batch of claims on the class
+//!  take(r):              cache ──► global free list (refill a batch)
+//!                        ──► carve a fresh slot; a claim not needed for a
+//!                        fresh slot becomes a local credit
+//!  give(s):              cache (up to CACHE_MAX) ──► spill the colder half
+//!                        to the global free list
 //! ```
 //!
 //! The cache holds only stacks of one size class (the default one); other
@@ -25,7 +26,7 @@
 use std::io;
 
 use super::region::{self, Class};
-use super::{Backing, Claim, Reservation, Stack};
+use super::{Claim, Reservation, Stack};
 
 /// Stacks a worker keeps before handing some to the global free list.
 const CACHE_MAX: usize = 128;
@@ -107,7 +108,7 @@ impl LocalPool {
         }
         self.credits -= 1;
         Ok(Reservation {
-            inner: Backing::Claim(Claim(self.class)),
+            claim: Claim(self.class),
         })
     }
 
@@ -133,26 +134,7 @@ impl LocalPool {
         self.cache.len()
     }
 
-    /// Reserves a stack of `size` like [`super::reserve`], but backs the
-    /// reservation with a stack from this worker's cache when it has one of
-    /// that size: no shared atomic at all. The reservation can still be
-    /// taken on any worker (it carries its stack along).
-    #[cfg_attr(
-        not(test),
-        allow(dead_code, reason = "binding stacks at spawn measured slower")
-    )]
-    pub(crate) fn reserve(&mut self, size: usize) -> io::Result<Reservation> {
-        if super::normalize_size(size) == self.class.size() {
-            if let Some(s) = self.cache.pop() {
-                return Ok(Reservation {
-                    inner: Backing::Stack(s),
-                });
-            }
-        }
-        super::reserve(size)
-    }
-
-    /// Turns a reservation into a stack: the stack it carries, else this
+    /// Turns a reservation into a stack: from this
     /// worker's cache (LIFO, hot), then the global free list (taking a
     /// batch for the cache), then a fresh slot. Never maps memory.
     ///
@@ -160,10 +142,7 @@ impl LocalPool {
     /// accounting rules out (an internal error, reported rather than
     /// panicking).
     pub(crate) fn take(&mut self, r: Reservation) -> io::Result<Stack> {
-        let claim = match r.inner {
-            Backing::Stack(s) => return Ok(s),
-            Backing::Claim(claim) => claim,
-        };
+        let claim = r.claim;
         if std::ptr::eq(claim.0, self.class) {
             if let Some(s) = self.cache.pop() {
                 // The claim was not needed: a cached stack is outside the

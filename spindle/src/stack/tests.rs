@@ -108,31 +108,32 @@ fn round_trip_reuses_the_same_stack_lifo() {
     assert_eq!(corosensei::stack::Stack::base(&second), a_base);
 }
 
+/// A claim made from one worker's credits can be taken on another worker:
+/// it starts on that worker's hot cached stack, and the claim becomes a
+/// credit there. Nothing is lost or counted twice.
 #[test]
-fn pool_reservation_carries_a_cached_stack() {
-    let size = 68 << 10;
+fn credit_claims_move_between_workers() {
+    let size = 68 << 10; // a class of its own
     let mut a = LocalPool::with_size(size).unwrap();
     let mut b = LocalPool::with_size(size).unwrap();
-    let s = take(&mut a, size);
+    let s = take(&mut b, size);
     let base = corosensei::stack::Stack::base(&s);
-    a.give(s);
-    let available = class_stats(size).unwrap().available;
-    // A cache hit: the reservation holds the stack; no claim is made.
-    let r = a.reserve(size).unwrap();
-    assert_eq!((a.cached(), r.size()), (0, normalize_size(size)));
-    assert_eq!(class_stats(size).unwrap().available, available);
-    // Taken on another worker, it is the same stack.
-    let s = b.take(r).unwrap();
-    assert_eq!(corosensei::stack::Stack::base(&s), base);
     b.give(s);
-    // Dropped, it goes to the global free list (and becomes claimable).
-    drop(b.reserve(size).unwrap());
+    let r = a.reserve_claim(size).unwrap();
+    assert_eq!(r.size(), normalize_size(size));
+    let credits_b = b.credits;
+    let s = b.take(r).unwrap();
+    assert_eq!(corosensei::stack::Stack::base(&s), base, "b's hot stack");
+    assert_eq!(b.credits, credits_b + 1, "the claim became b's credit");
+    b.give(s);
     let st = class_stats(size).unwrap();
-    assert_eq!((st.free, st.available), (1, available + 1));
-    // An empty cache falls back to a claim.
-    let r = a.reserve(size).unwrap();
-    assert_eq!(class_stats(size).unwrap().available, available);
-    assert_eq!(corosensei::stack::Stack::base(&a.take(r).unwrap()), base);
+    assert_eq!(
+        st.available + a.credits + b.credits + a.cached() + b.cached(),
+        st.slots
+    );
+    drop((a, b));
+    let st = class_stats(size).unwrap();
+    assert_eq!(st.available, st.slots);
 }
 
 #[test]
