@@ -63,6 +63,7 @@
 
 #![warn(missing_docs)]
 
+pub mod channel;
 mod clock;
 mod coroutine;
 mod introspect;
@@ -71,6 +72,7 @@ mod park;
 pub mod runtime;
 mod scheduler;
 mod stack;
+pub mod sync;
 mod sys;
 mod time;
 

@@ -150,7 +150,13 @@ pub(crate) struct Header {
     pub(crate) scheduled: AtomicU64,
     /// Introspection: clock ticks spent running (sampled).
     pub(crate) run_ticks: AtomicU64,
-    // -- colder: joining, identity ------------------------------------------
+    // -- colder: joining, identity, introspection ---------------------------
+    /// Introspection: the address of the primitive it waits on (a lock, a
+    /// channel), or 0; see `park::set_blocked_on`.
+    pub(crate) blocked_on: AtomicUsize,
+    /// Introspection: the header address of the coroutine holding that
+    /// primitive when it parked (0 if unknown or a plain thread).
+    pub(crate) blocked_owner: AtomicUsize,
     /// The joiner's unparker: written once by the single joiner before it
     /// sets `join_waiting`, taken once by the finishing worker after it
     /// reads `join_waiting` set (Acquire); never touched concurrently.
@@ -342,6 +348,8 @@ where
                 scheduled: AtomicU64::new(0),
                 run_ticks: AtomicU64::new(0),
                 park_gen: AtomicU64::new(0),
+                blocked_on: AtomicUsize::new(0),
+                blocked_owner: AtomicUsize::new(0),
                 links: UnsafeCell::new(Links::default()),
                 shard: AtomicUsize::new(usize::MAX),
             },
@@ -522,6 +530,8 @@ mod tests {
     #[test]
     fn header_layout_keeps_the_hot_line_and_size() {
         assert_eq!(std::mem::offset_of!(Header, run), 64);
-        assert!(size_of::<Header>() <= 232, "{}", size_of::<Header>());
+        // 232 before the two introspection words of `blocked_on` (the
+        // wait-for graph for deadlock reports).
+        assert!(size_of::<Header>() <= 248, "{}", size_of::<Header>());
     }
 }

@@ -54,6 +54,23 @@ pub struct CoroutineInfo {
     pub run_time: Duration,
     /// Usable stack size in bytes.
     pub stack_size: usize,
+    /// While [`Blocked`](CoroutineState::Blocked) on a lock or channel:
+    /// which one, and who held it when the coroutine parked.
+    pub blocked_on: Option<BlockedOn>,
+}
+
+/// What a blocked coroutine waits on (see [`CoroutineInfo::blocked_on`]):
+/// enough to draw a wait-for graph across a [`Snapshot`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BlockedOn {
+    /// The address of the primitive (a [`Mutex`](crate::sync::Mutex), an
+    /// [`RwLock`](crate::sync::RwLock), a channel): equal addresses in
+    /// one snapshot mean the same primitive.
+    pub resource: usize,
+    /// The coroutine that held the lock when this one parked, if it is a
+    /// coroutine of this runtime (not a plain thread) and still alive.
+    pub owner: Option<CoroutineId>,
 }
 
 /// The live coroutines of one runtime at one moment.
@@ -78,7 +95,12 @@ pub(crate) fn snapshot_of(shared: &Shared) -> Snapshot {
         .map(|r| r.current.load(Ordering::Relaxed) as usize)
         .collect();
     let mut coroutines = Vec::with_capacity(shared.registry.len());
+    // Header address → id, to name lock owners without dereferencing a
+    // recorded address (its coroutine may have finished since).
+    let mut ids = std::collections::HashMap::new();
+    let mut owners = Vec::new();
     shared.registry.for_each(|h| {
+        ids.insert(h as *const _ as usize, h.id());
         let word = h.state.load_relaxed();
         let worker = h.worker.load(Ordering::Relaxed);
         let reason =
@@ -103,8 +125,25 @@ pub(crate) fn snapshot_of(shared: &Shared) -> Snapshot {
                 h.run_ticks.load(Ordering::Relaxed),
             )),
             stack_size: h.guard.stack_size(),
+            blocked_on: None,
         });
+        if let CoroutineState::Blocked(_) = state {
+            let resource = h.blocked_on.load(Ordering::Relaxed);
+            if resource != 0 {
+                owners.push((
+                    coroutines.len() - 1,
+                    resource,
+                    h.blocked_owner.load(Ordering::Relaxed),
+                ));
+            }
+        }
     });
+    for (i, resource, owner) in owners {
+        coroutines[i].blocked_on = Some(BlockedOn {
+            resource,
+            owner: ids.get(&owner).map(|&id| CoroutineId::from_raw(id)),
+        });
+    }
     Snapshot {
         coroutines,
         unstarted: shared.unstarted(),

@@ -52,7 +52,7 @@ pub struct Unparker(Inner);
 #[derive(Clone)]
 enum Inner {
     Coroutine(TaskRef),
-    Thread(std::thread::Thread),
+    Thread(crate::loom::thread::Thread),
 }
 
 impl Unparker {
@@ -92,7 +92,7 @@ pub fn unparker() -> Unparker {
     match worker::current_task() {
         // SAFETY: the running coroutine is alive while it runs.
         Some(h) => Unparker::for_task(unsafe { TaskRef::from_ptr(h) }),
-        None => Unparker(Inner::Thread(std::thread::current())),
+        None => Unparker(Inner::Thread(crate::loom::thread::current())),
     }
 }
 
@@ -118,15 +118,84 @@ pub fn park_timeout(dur: Duration) {
 pub(crate) fn park_reason(reason: WaitReason, deadline: Option<Instant>) {
     match worker::current_task() {
         Some(h) => park_coroutine(h, reason, deadline),
-        None => match deadline {
-            None => std::thread::park(),
-            Some(d) => {
-                let now = Instant::now();
-                if d > now {
-                    std::thread::park_timeout(d - now);
-                }
+        None => park_thread(deadline),
+    }
+}
+
+fn park_thread(deadline: Option<Instant>) {
+    match deadline {
+        None => crate::loom::thread::park(),
+        Some(d) => crate::loom::thread::park_until(d),
+    }
+}
+
+/// Like [`park_reason`], but never unwinds: in a coroutine that shutdown
+/// cancelled (and that may unwind now, see [`check_cancelled`]) it returns
+/// at once instead. For wait queues, which must unlink their node before
+/// the coroutine unwinds; they call [`cancellation_point`] afterwards.
+///
+/// Returns `true` if the caller should give up waiting because of
+/// cancellation.
+pub(crate) fn park_raw(reason: WaitReason, deadline: Option<Instant>) -> bool {
+    match worker::current_task() {
+        Some(hp) => {
+            // SAFETY: the running coroutine's header is alive while it runs.
+            let h = unsafe { hp.as_ref() };
+            if must_unwind(h) {
+                return true;
             }
-        },
+            park_coroutine(hp, reason, deadline);
+            must_unwind(h)
+        }
+        None => {
+            park_thread(deadline);
+            false
+        }
+    }
+}
+
+/// Whether the calling coroutine was cancelled by shutdown and may unwind
+/// now (see [`check_cancelled`]); `false` on a plain thread.
+pub(crate) fn cancel_requested() -> bool {
+    match worker::current_task() {
+        // SAFETY: the running coroutine's header is alive while it runs.
+        Some(hp) => must_unwind(unsafe { hp.as_ref() }),
+        None => false,
+    }
+}
+
+/// Unwinds with [`Cancelled`] if the calling coroutine was cancelled by
+/// shutdown and may unwind now (see [`check_cancelled`]); does nothing on
+/// a plain thread.
+pub(crate) fn cancellation_point() {
+    if let Some(hp) = worker::current_task() {
+        // SAFETY: the running coroutine's header is alive while it runs.
+        check_cancelled(unsafe { hp.as_ref() });
+    }
+}
+
+/// Records what the calling coroutine is about to wait on, for
+/// introspection: the address of the primitive and the header address of
+/// the coroutine that holds it (0 if unknown). Cleared by the next call
+/// with `(0, 0)`. A no-op on plain threads.
+pub(crate) fn set_blocked_on(resource: usize, owner: usize) {
+    if let Some(hp) = worker::current_task() {
+        // SAFETY: the running coroutine's header is alive while it runs.
+        let h = unsafe { hp.as_ref() };
+        h.blocked_on
+            .store(resource, std::sync::atomic::Ordering::Relaxed);
+        h.blocked_owner
+            .store(owner, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The header address of the calling coroutine, or 0 on a plain thread:
+/// what lock owners record (see [`set_blocked_on`]).
+#[inline]
+pub(crate) fn current_owner_tag() -> usize {
+    match worker::current_task() {
+        Some(hp) => hp.as_ptr() as usize,
+        None => 0,
     }
 }
 
@@ -180,6 +249,19 @@ pub(crate) fn suspend(h: &Header, why: Suspend) {
 /// raises and by the panic hook the runtime installs (see
 /// `runtime::install_panic_hook`).
 pub(crate) fn check_cancelled(h: &Header) {
+    if must_unwind(h) {
+        // SAFETY: invariant 2; the run state is only touched by the coroutine.
+        unsafe { (*h.run.get()).unwinding = true };
+        std::panic::resume_unwind(Box::new(Cancelled));
+    }
+}
+
+/// Whether shutdown cancelled this coroutine and it may unwind now (see
+/// [`check_cancelled`]).
+fn must_unwind(h: &Header) -> bool {
+    if !h.state.is_cancelled() {
+        return false;
+    }
     // SAFETY: invariant 2; the run state is only touched by the coroutine.
     let run = unsafe { &mut *h.run.get() };
     if run.unwinding && !std::thread::panicking() {
@@ -188,10 +270,7 @@ pub(crate) fn check_cancelled(h: &Header) {
         // ambiguous, and the flag stays, erring on the side of no abort.)
         run.unwinding = false;
     }
-    if h.state.is_cancelled() && run.no_unwind == 0 && !run.unwinding {
-        run.unwinding = true;
-        std::panic::resume_unwind(Box::new(Cancelled));
-    }
+    run.no_unwind == 0 && !run.unwinding
 }
 
 /// Records that the running coroutine (if any) started to panic; called

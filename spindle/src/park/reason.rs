@@ -23,6 +23,33 @@ pub enum WaitReason {
     Scope,
     /// [`Runtime::block_on`](crate::Runtime::block_on) called from a coroutine.
     BlockOn,
+    /// [`sync::Mutex::lock`](crate::sync::Mutex::lock).
+    Mutex,
+    /// [`sync::RwLock::read`](crate::sync::RwLock::read).
+    RwLockRead,
+    /// [`sync::RwLock::write`](crate::sync::RwLock::write).
+    RwLockWrite,
+    /// [`sync::Condvar::wait`](crate::sync::Condvar::wait) and its variants.
+    Condvar,
+    /// [`sync::Semaphore::acquire`](crate::sync::Semaphore::acquire) and its
+    /// variants.
+    Semaphore,
+    /// [`sync::Barrier::wait`](crate::sync::Barrier::wait).
+    Barrier,
+    /// [`sync::WaitGroup::wait`](crate::sync::WaitGroup::wait).
+    WaitGroup,
+    /// [`sync::Once`](crate::sync::Once) or
+    /// [`sync::OnceLock`](crate::sync::OnceLock): another caller runs the
+    /// initialiser.
+    Once,
+    /// [`sync::Notify::wait`](crate::sync::Notify::wait).
+    Notify,
+    /// Sending on a full (or rendezvous) [`channel`](crate::channel).
+    ChannelSend,
+    /// Receiving from an empty [`channel`](crate::channel).
+    ChannelRecv,
+    /// [`select!`](crate::select!) with no arm ready.
+    Select,
 }
 
 impl WaitReason {
@@ -34,6 +61,18 @@ impl WaitReason {
             WaitReason::Join => "join",
             WaitReason::Scope => "scope",
             WaitReason::BlockOn => "block_on",
+            WaitReason::Mutex => "mutex",
+            WaitReason::RwLockRead => "rwlock_read",
+            WaitReason::RwLockWrite => "rwlock_write",
+            WaitReason::Condvar => "condvar",
+            WaitReason::Semaphore => "semaphore",
+            WaitReason::Barrier => "barrier",
+            WaitReason::WaitGroup => "wait_group",
+            WaitReason::Once => "once",
+            WaitReason::Notify => "notify",
+            WaitReason::ChannelSend => "chan_send",
+            WaitReason::ChannelRecv => "chan_recv",
+            WaitReason::Select => "select",
         }
     }
 
@@ -44,6 +83,18 @@ impl WaitReason {
             3 => WaitReason::Join,
             4 => WaitReason::Scope,
             5 => WaitReason::BlockOn,
+            6 => WaitReason::Mutex,
+            7 => WaitReason::RwLockRead,
+            8 => WaitReason::RwLockWrite,
+            9 => WaitReason::Condvar,
+            10 => WaitReason::Semaphore,
+            11 => WaitReason::Barrier,
+            12 => WaitReason::WaitGroup,
+            13 => WaitReason::Once,
+            14 => WaitReason::Notify,
+            15 => WaitReason::ChannelSend,
+            16 => WaitReason::ChannelRecv,
+            17 => WaitReason::Select,
             _ => return None,
         })
     }

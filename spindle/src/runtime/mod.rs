@@ -428,4 +428,4 @@ pub fn snapshot() -> Snapshot {
     }
 }
 
-pub use crate::introspect::{CoroutineInfo, CoroutineState, Snapshot};
+pub use crate::introspect::{BlockedOn, CoroutineInfo, CoroutineState, Snapshot};

@@ -1,0 +1,1 @@
+//! Channels: multi-producer multi-consumer queues that park the coroutine.
