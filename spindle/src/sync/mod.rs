@@ -11,3 +11,21 @@
 //! one the [`channel`](crate::channel)s use.
 
 pub(crate) mod wait;
+
+mod barrier;
+mod condvar;
+mod mutex;
+mod notify;
+mod once;
+mod rwlock;
+mod semaphore;
+mod wait_group;
+
+pub use barrier::*;
+pub use condvar::*;
+pub use mutex::*;
+pub use notify::*;
+pub use once::*;
+pub use rwlock::*;
+pub use semaphore::*;
+pub use wait_group::*;
