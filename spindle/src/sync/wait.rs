@@ -120,6 +120,15 @@ impl Waiter {
         })
     }
 
+    /// Gives up before waiting (a `select!` that found an arm ready while
+    /// registering). Returns `false` if a waker claimed it first: then
+    /// [`wait`](Self::wait) returns the hand-off at once.
+    pub(crate) fn abort(&self) -> bool {
+        self.state
+            .compare_exchange(WAITING, ABORTED, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    }
+
     /// Whether nobody has claimed it and it has not aborted (a hint: it may
     /// change at once, except under the lock of a list it is linked into
     /// for a waiter that does not select).
