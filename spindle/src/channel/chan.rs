@@ -33,7 +33,7 @@ use std::collections::VecDeque;
 use std::pin::pin;
 use std::time::Instant;
 
-use crate::loom::{AtomicUsize, Mutex, MutexGuard, Ordering, lock};
+use crate::loom::{AtomicUsize, Ordering, RawGuard, RawLock, raw_lock};
 use crate::park::{self, WaitReason};
 use crate::sync::wait::{Claim, Node, WaitList, Waiter, Woken};
 
@@ -47,7 +47,7 @@ pub(crate) enum Fail {
 }
 
 pub(crate) struct Chan<T> {
-    state: Mutex<State<T>>,
+    state: RawLock<State<T>>,
     /// Buffer capacity: `usize::MAX` for unbounded, 0 for rendezvous.
     pub(crate) cap: usize,
     /// Live `Sender`s (plus one that never drops, for `never()`).
@@ -73,7 +73,7 @@ pub(crate) type Slot<T> = UnsafeCell<Option<T>>;
 impl<T> Chan<T> {
     pub(crate) fn new(cap: usize, senders: usize) -> Chan<T> {
         Chan {
-            state: Mutex::new(State {
+            state: RawLock::new(State {
                 buf: VecDeque::new(),
                 receivers: WaitList::new(),
                 senders: WaitList::new(),
@@ -86,8 +86,8 @@ impl<T> Chan<T> {
         }
     }
 
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State<T>> {
-        lock(&self.state)
+    pub(crate) fn lock(&self) -> RawGuard<'_, State<T>> {
+        raw_lock(&self.state)
     }
 
     /// Sends `v` if that is possible without waiting; gives it back
@@ -147,7 +147,7 @@ impl<T> Chan<T> {
     #[inline(never)]
     fn send_slow(
         &self,
-        mut st: MutexGuard<'_, State<T>>,
+        mut st: RawGuard<'_, State<T>>,
         v: T,
         deadline: Option<Instant>,
     ) -> Result<(), (T, Fail)> {
@@ -241,7 +241,7 @@ impl<T> Chan<T> {
     #[inline(never)]
     fn recv_slow(
         &self,
-        mut st: MutexGuard<'_, State<T>>,
+        mut st: RawGuard<'_, State<T>>,
         deadline: Option<Instant>,
     ) -> Result<T, Fail> {
         let slot: Slot<T> = UnsafeCell::new(None);

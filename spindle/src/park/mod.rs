@@ -81,9 +81,77 @@ impl std::fmt::Debug for Unparker {
 
 /// Unparks a coroutine: enqueues it if it was parked.
 pub(crate) fn unpark_task(t: &TaskRef) {
-    if t.header().state.unpark() == state::Wake::Schedule {
-        t.header().rt.schedule(t.clone());
+    // SAFETY: `t` keeps the coroutine alive during the call.
+    unsafe { unpark_with(t.as_ptr(), || {}) }
+}
+
+/// Unparks the coroutine at `hp`, running `publish` between the state
+/// transition and the enqueue: a wait queue stores its hand-off's
+/// completion there, after which the woken coroutine may return from its
+/// wait and finish (unless it was parked: then it stays alive until it is
+/// enqueued and run).
+///
+/// A PARKED coroutine owns one reference to itself, left by its worker;
+/// whoever moves it PARKED → QUEUED adopts that reference for the run
+/// queue, so a wake-up needs no reference of the waker's own.
+///
+/// # Safety
+/// The coroutine cannot finish before `publish` has run (someone holds a
+/// reference, or it waits for what `publish` stores).
+pub(crate) unsafe fn unpark_with(hp: NonNull<Header>, publish: impl FnOnce()) {
+    // SAFETY: alive until `publish` by the caller's guarantee.
+    let wake = unsafe { hp.as_ref() }.state.unpark();
+    publish();
+    if wake == state::Wake::Schedule {
+        // SAFETY: PARKED → QUEUED by us: we own the parked coroutine's
+        // reference, and it cannot run (let alone finish) before we
+        // enqueue it.
+        schedule_owned(unsafe { TaskRef::adopt(hp) });
     }
+}
+
+/// Enqueues a woken task, handing over the caller's reference.
+fn schedule_owned(t: TaskRef) {
+    if let Some(cx) = worker::context() {
+        // SAFETY: `context()` is the live context of this thread's worker.
+        let shared = unsafe { &(*cx).shared };
+        if std::sync::Arc::ptr_eq(shared, &t.header().rt) {
+            // Our worker's runtime outlives this call; the task's header,
+            // which may be freed once it is queued, is not used after.
+            shared.schedule(t);
+            return;
+        }
+    }
+    // From elsewhere, keep the runtime alive ourselves: once queued, the
+    // task may run, finish and drop its reference to it.
+    let rt = t.header().rt.clone();
+    rt.schedule(t);
+}
+
+/// The running coroutine's header, or `None` on a plain thread.
+#[inline]
+pub(crate) fn current_coroutine() -> Option<NonNull<Header>> {
+    worker::current_task()
+}
+
+/// [`park_raw`] for the coroutine at `hp`, which is the running one.
+pub(crate) fn park_current_raw(
+    hp: NonNull<Header>,
+    reason: WaitReason,
+    deadline: Option<Instant>,
+) -> bool {
+    // SAFETY: the running coroutine's header is alive while it runs.
+    let h = unsafe { hp.as_ref() };
+    if must_unwind(h) {
+        return true;
+    }
+    park_coroutine(hp, reason, deadline);
+    must_unwind(h)
+}
+
+/// [`park_raw`] for a plain thread.
+pub(crate) fn park_thread_raw(deadline: Option<Instant>) {
+    park_thread(deadline);
 }
 
 /// An [`Unparker`] for the calling coroutine, or for the calling thread if
@@ -138,15 +206,7 @@ fn park_thread(deadline: Option<Instant>) {
 /// cancellation.
 pub(crate) fn park_raw(reason: WaitReason, deadline: Option<Instant>) -> bool {
     match worker::current_task() {
-        Some(hp) => {
-            // SAFETY: the running coroutine's header is alive while it runs.
-            let h = unsafe { hp.as_ref() };
-            if must_unwind(h) {
-                return true;
-            }
-            park_coroutine(hp, reason, deadline);
-            must_unwind(h)
-        }
+        Some(hp) => park_current_raw(hp, reason, deadline),
         None => {
             park_thread(deadline);
             false

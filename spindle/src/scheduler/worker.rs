@@ -453,12 +453,16 @@ impl Context {
         match result {
             CoroutineResult::Yield(Suspend::Yield) => self.ready().push_back(task),
             CoroutineResult::Yield(Suspend::Park) => {
-                if !h.state.commit_park() {
+                if h.state.commit_park() {
+                    // PARKED: the coroutine keeps this reference; the
+                    // unparker that moves it to QUEUED adopts it for the
+                    // run queue (`park::unpark_task`), so a wake-up costs
+                    // no reference-count traffic.
+                    std::mem::forget(task);
+                } else {
                     // A token arrived while it was switching out.
                     self.ready().push_front(task);
                 }
-                // Otherwise the coroutine is PARKED and whoever unparks it
-                // holds the reference that brings it back.
             }
             CoroutineResult::Return(()) => {
                 // SAFETY: invariant 2; the coroutine has returned, so
@@ -583,7 +587,9 @@ impl Context {
             }
             for t in self.shared.registry.owned_by(self.index) {
                 if t.header().state.cancel() == crate::park::state::Wake::Schedule {
-                    self.schedule_local(t);
+                    // SAFETY: PARKED → QUEUED by us: we own the reference
+                    // the parked coroutine kept (see `run_task`).
+                    self.schedule_local(unsafe { TaskRef::adopt(t.as_ptr()) });
                 }
             }
             while let Some(t) = self.next_task() {

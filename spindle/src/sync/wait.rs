@@ -52,8 +52,11 @@ use std::marker::PhantomPinned;
 use std::ptr;
 use std::time::Instant;
 
-use crate::loom::{AtomicUsize, Ordering};
-use crate::park::{self, Unparker, WaitReason};
+use std::ptr::NonNull;
+
+use crate::coroutine::task::Header;
+use crate::loom::{AtomicUsize, Ordering, thread};
+use crate::park::{self, WaitReason};
 
 const WAITING: usize = 0;
 const ABORTED: usize = 1;
@@ -76,9 +79,21 @@ pub(crate) enum Woken {
 /// One blocking call's wait: who to wake, and whether it was chosen.
 pub(crate) struct Waiter {
     state: AtomicUsize,
-    /// Taken by the claiming waker (invariant 3).
-    unparker: UnsafeCell<Option<Unparker>>,
+    /// Who waits; a thread's handle is taken by the claiming waker
+    /// (invariant 3).
+    who: UnsafeCell<Who>,
     _pinned: PhantomPinned,
+}
+
+/// The waiting party.
+enum Who {
+    /// A coroutine, by header address: it cannot finish while it waits,
+    /// and a claimed waiter waits (spinning, never parking) until its
+    /// claim finishes, so the waker needs no reference of its own (see
+    /// `park::unpark_with`).
+    Coroutine(NonNull<Header>),
+    /// A plain thread.
+    Thread(Option<thread::Thread>),
 }
 
 // SAFETY: `unparker` is taken only by the one waker whose CAS moved
@@ -92,7 +107,10 @@ impl Waiter {
     pub(crate) fn new() -> Waiter {
         Waiter {
             state: AtomicUsize::new(WAITING),
-            unparker: UnsafeCell::new(Some(park::unparker())),
+            who: UnsafeCell::new(match park::current_coroutine() {
+                Some(hp) => Who::Coroutine(hp),
+                None => Who::Thread(Some(thread::current())),
+            }),
             _pinned: PhantomPinned,
         }
     }
@@ -112,10 +130,13 @@ impl Waiter {
             return None;
         }
         // SAFETY: invariant 3: our CAS made us the only one to take it.
-        let unparker = unsafe { (*self.unparker.get()).take() };
+        let who = match unsafe { &mut *self.who.get() } {
+            Who::Coroutine(hp) => Woke::Coroutine(*hp),
+            Who::Thread(t) => Woke::Thread(t.take()),
+        };
         Some(Claim {
             waiter: self,
-            unparker,
+            who,
             token: 0,
         })
     }
@@ -141,6 +162,13 @@ impl Waiter {
     ///
     /// Records `reason` for introspection. Never unwinds (see [`Woken`]).
     pub(crate) fn wait(&self, reason: WaitReason, deadline: Option<Instant>) -> Woken {
+        // SAFETY: only the waker's `try_claim` writes `who`, and only the
+        // thread handle, which we do not read.
+        let coroutine = match unsafe { &*self.who.get() } {
+            Who::Coroutine(hp) => Some(*hp),
+            Who::Thread(_) => None,
+        };
+        let mut cancelled = false;
         loop {
             // Acquire: pairs with the finish's Release, so the hand-off
             // (the value in our slot, the lock ownership) is visible.
@@ -148,9 +176,19 @@ impl Waiter {
             if s >= DONE {
                 return Woken::Token(s - DONE);
             }
+            if s == CLAIMED {
+                // A waker is between its claim and its finish: a few
+                // instructions, after which it publishes and (if we
+                // parked) enqueues us. Never park here: the waker has no
+                // reference to our coroutine after it publishes (see
+                // `Who::Coroutine`).
+                std::hint::spin_loop();
+                #[cfg(loom)]
+                loom::thread::yield_now();
+                continue;
+            }
             let expired = deadline.is_some_and(|d| Instant::now() >= d);
-            let cancelled = park::cancel_requested();
-            if s == WAITING && (expired || cancelled) {
+            if expired || cancelled {
                 if self
                     .state
                     .compare_exchange(WAITING, ABORTED, Ordering::Relaxed, Ordering::Relaxed)
@@ -164,16 +202,10 @@ impl Waiter {
                 }
                 continue;
             }
-            if s == CLAIMED && (expired || cancelled) {
-                // A waker is between its claim and its finish: a few
-                // instructions. Its unpark will come; do not sleep past
-                // the deadline meanwhile.
-                std::hint::spin_loop();
-                #[cfg(loom)]
-                loom::thread::yield_now();
-                continue;
+            match coroutine {
+                Some(hp) => cancelled = park::park_current_raw(hp, reason, deadline),
+                None => park::park_thread_raw(deadline),
             }
-            park::park_raw(reason, deadline);
         }
     }
 }
@@ -183,8 +215,14 @@ impl Waiter {
 #[must_use = "a claim must be finished, or the waiter waits on the hand-off forever"]
 pub(crate) struct Claim {
     waiter: *const Waiter,
-    unparker: Option<Unparker>,
+    who: Woke,
     token: usize,
+}
+
+/// Whom a finished claim wakes.
+enum Woke {
+    Coroutine(NonNull<Header>),
+    Thread(Option<thread::Thread>),
 }
 
 impl Claim {
@@ -198,17 +236,22 @@ impl Claim {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        let unparker = self.unparker.take();
-        // SAFETY: invariant 3: the waiter is alive until this store, which
-        // is our last access to it. Release: the hand-off written before
-        // is visible to the waiter's Acquire load.
-        unsafe {
-            (*self.waiter)
-                .state
-                .store(DONE + self.token, Ordering::Release)
-        };
-        if let Some(u) = unparker {
-            u.unpark();
+        let (waiter, done) = (self.waiter, DONE + self.token);
+        // SAFETY (both stores): invariant 3: the waiter is alive until this
+        // store, which is our last access to it. Release: the hand-off
+        // written before is visible to the waiter's Acquire load.
+        let publish = || unsafe { (*waiter).state.store(done, Ordering::Release) };
+        match &mut self.who {
+            // SAFETY: the claimed coroutine waits (without parking again)
+            // until `publish` has run.
+            Woke::Coroutine(hp) => unsafe { park::unpark_with(*hp, publish) },
+            Woke::Thread(t) => {
+                let t = t.take();
+                publish();
+                if let Some(t) = t {
+                    t.unpark();
+                }
+            }
         }
     }
 }
