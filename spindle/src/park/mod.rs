@@ -145,7 +145,9 @@ pub(crate) fn park_current_raw(
     if must_unwind(h) {
         return true;
     }
-    park_coroutine(hp, reason, deadline);
+    // Not `park_coroutine`: its cancellation check after the suspend would
+    // unwind out of the wait queue's frame with the node still linked.
+    park_coroutine_unchecked(hp, reason, deadline);
     must_unwind(h)
 }
 
@@ -263,6 +265,15 @@ fn park_coroutine(hp: NonNull<Header>, reason: WaitReason, deadline: Option<Inst
     // SAFETY: the running coroutine's header is alive while it runs.
     let h = unsafe { hp.as_ref() };
     check_cancelled(h);
+    park_coroutine_unchecked(hp, reason, deadline);
+    check_cancelled(h);
+}
+
+/// The park itself, without [`park_coroutine`]'s cancellation checks (so
+/// it never unwinds): for [`park_current_raw`].
+fn park_coroutine_unchecked(hp: NonNull<Header>, reason: WaitReason, deadline: Option<Instant>) {
+    // SAFETY: the running coroutine's header is alive while it runs.
+    let h = unsafe { hp.as_ref() };
     if h.state.take_token() {
         return;
     }
@@ -283,7 +294,6 @@ fn park_coroutine(hp: NonNull<Header>, reason: WaitReason, deadline: Option<Inst
     h.wait_reason
         .store(reason as u8, std::sync::atomic::Ordering::Relaxed);
     suspend(h, Suspend::Park);
-    check_cancelled(h);
 }
 
 /// Switches from the running coroutine back to its worker.
