@@ -34,10 +34,12 @@
 //! | [`park`], [`park_timeout`], [`Unparker`], [`unparker`] | the primitive every blocking call is built on, for your own |
 //! | [`current`], [`Coroutine`], [`coroutine_local!`] | identity and coroutine-local storage |
 //! | [`Runtime`], [`runtime`] | worker pools, the default runtime, shutdown, snapshots |
+//! | [`channel`], [`select!`] | crossbeam-shaped MPMC channels (bounded, rendezvous, unbounded, timers) and Go's `select` |
+//! | [`sync`] | `Mutex`, `RwLock`, `Condvar`, `Semaphore`, `Barrier`, `WaitGroup`, `Once`, `OnceLock`, `Notify` that park the coroutine |
 //! | [`main`], [`test`] (feature `macros`, on by default) | `#[spindle::main]`, `#[spindle::test]` |
 //!
-//! Channels, locks, I/O, scheduling policies and worker processes are
-//! being built (see the repository's issues); they are not in this release.
+//! I/O, scheduling policies and worker processes are being built (see the
+//! repository's issues); they are not in this release.
 //!
 //! # Soundness
 //!
