@@ -94,7 +94,7 @@ impl<T> Chan<T> {
     /// otherwise.
     pub(crate) fn try_send(&self, v: T) -> Result<(), (T, Fail)> {
         let mut st = self.lock();
-        let r = self.send_locked(&mut st, v, &|_| false);
+        let r = self.send_locked(&mut st, v, |_| false);
         drop(st);
         r.map(Give::complete)
     }
@@ -102,16 +102,17 @@ impl<T> Chan<T> {
     /// The non-blocking part of a send, under the lock. `skip` excludes
     /// nodes of the caller's own `select!`. A hand-off to a parked receiver
     /// is completed by the caller, after unlocking, with [`Give::complete`].
+    #[inline]
     pub(crate) fn send_locked(
         &self,
         st: &mut State<T>,
         v: T,
-        skip: &dyn Fn(&Node) -> bool,
+        skip: impl Fn(&Node) -> bool,
     ) -> Result<Give<T>, (T, Fail)> {
         if st.rx_gone {
             return Err((v, Fail::Disconnected));
         }
-        if let Some((node, claim)) = st.receivers.pop_claim(skip) {
+        if let Some((node, claim)) = st.receivers.pop_claim(&skip) {
             return Ok(Give::Handoff {
                 slot: node.data as *const Slot<T>,
                 arm: node.arm,
@@ -130,7 +131,7 @@ impl<T> Chan<T> {
     /// deadline passes, or every receiver is gone.
     pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), (T, Fail)> {
         let mut st = self.lock();
-        match self.send_locked(&mut st, v, &|_| false) {
+        match self.send_locked(&mut st, v, |_| false) {
             Ok(give) => {
                 drop(st);
                 give.complete();
@@ -182,21 +183,22 @@ impl<T> Chan<T> {
     /// Receives a value if that is possible without waiting.
     pub(crate) fn try_recv(&self) -> Result<T, Fail> {
         let mut st = self.lock();
-        let r = self.recv_locked(&mut st, &|_| false);
+        let r = self.recv_locked(&mut st, |_| false);
         drop(st);
         r.map(Take::complete)
     }
 
     /// The non-blocking part of a receive, under the lock; completed by
     /// the caller, after unlocking, with [`Take::complete`].
+    #[inline]
     pub(crate) fn recv_locked(
         &self,
         st: &mut State<T>,
-        skip: &dyn Fn(&Node) -> bool,
+        skip: impl Fn(&Node) -> bool,
     ) -> Result<Take<T>, Fail> {
         if let Some(v) = st.buf.pop_front() {
             // Room now: move the first parked sender's value in.
-            let refilled = st.senders.pop_claim(skip).map(|(node, claim)| {
+            let refilled = st.senders.pop_claim(&skip).map(|(node, claim)| {
                 let slot = node.data as *const Slot<T>;
                 // SAFETY: wait-queue invariant 3: the claimed sender waits
                 // until the claim finishes, so its slot is alive and holds
@@ -207,7 +209,7 @@ impl<T> Chan<T> {
             });
             return Ok(Take::Buffered(v, refilled));
         }
-        if let Some((node, claim)) = st.senders.pop_claim(skip) {
+        if let Some((node, claim)) = st.senders.pop_claim(&skip) {
             return Ok(Take::Handoff {
                 slot: node.data as *const Slot<T>,
                 arm: node.arm,
@@ -225,7 +227,7 @@ impl<T> Chan<T> {
     /// every sender is gone and the buffer is drained.
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, Fail> {
         let mut st = self.lock();
-        match self.recv_locked(&mut st, &|_| false) {
+        match self.recv_locked(&mut st, |_| false) {
             Ok(take) => {
                 drop(st);
                 Ok(take.complete())

@@ -160,7 +160,7 @@ impl<T> ArmOps for RecvArm<'_, T> {
     fn try_now(&mut self) -> bool {
         let chan = self.rx.chan();
         let mut st = chan.lock();
-        let r = chan.recv_locked(&mut st, &|_| false);
+        let r = chan.recv_locked(&mut st, |_| false);
         drop(st);
         self.result = match r {
             Ok(take) => Some(Ok(take.complete())),
@@ -206,7 +206,7 @@ impl<T> ArmOps for SendArm<'_, T> {
         };
         let chan = self.tx.chan();
         let mut st = chan.lock();
-        let r = chan.send_locked(&mut st, v, &|_| false);
+        let r = chan.send_locked(&mut st, v, |_| false);
         drop(st);
         self.result = match r {
             Ok(give) => {

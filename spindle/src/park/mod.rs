@@ -114,11 +114,11 @@ pub(crate) unsafe fn unpark_with(hp: NonNull<Header>, publish: impl FnOnce()) {
 fn schedule_owned(t: TaskRef) {
     if let Some(cx) = worker::context() {
         // SAFETY: `context()` is the live context of this thread's worker.
-        let shared = unsafe { &(*cx).shared };
-        if std::sync::Arc::ptr_eq(shared, &t.header().rt) {
+        let cx = unsafe { &*cx };
+        if std::sync::Arc::ptr_eq(&cx.shared, &t.header().rt) {
             // Our worker's runtime outlives this call; the task's header,
             // which may be freed once it is queued, is not used after.
-            shared.schedule(t);
+            cx.schedule_from_worker(t);
             return;
         }
     }

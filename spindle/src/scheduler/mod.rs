@@ -199,19 +199,21 @@ impl Shared {
     /// into the owner's inbox (and the owner is woken if asleep). A
     /// migratable one goes wherever it can run soonest.
     pub(crate) fn schedule(self: &Arc<Shared>, task: TaskRef) {
-        let h = task.header();
         if let Some(cx) = worker::context() {
             // SAFETY: `context()` returns the live context of this thread.
             let cx = unsafe { &*cx };
             if Arc::ptr_eq(&cx.shared, self) {
-                let owner = h.worker.load(Ordering::Relaxed);
-                if owner == cx.index || h.migratable {
-                    h.worker.store(cx.index, Ordering::Relaxed);
-                    cx.schedule_local(task);
-                    return;
-                }
+                cx.schedule_from_worker(task);
+                return;
             }
         }
+        self.schedule_remote(task);
+    }
+
+    /// [`schedule`](Self::schedule) from a thread that is not one of this
+    /// runtime's workers, or for a coroutine of another worker.
+    pub(crate) fn schedule_remote(&self, task: TaskRef) {
+        let h = task.header();
         if h.migratable {
             self.injector.push(task);
             self.notify_one();

@@ -199,6 +199,19 @@ impl Context {
 
     /// Enqueues a coroutine woken by a coroutine of this worker: into the
     /// `next` slot, the previous occupant going to the back of `ready`.
+    /// Schedules a woken coroutine of this worker's runtime from this
+    /// worker: into the `next` slot if it belongs here (or may move),
+    /// else to its owner's inbox.
+    pub(crate) fn schedule_from_worker(&self, task: TaskRef) {
+        let h = task.header();
+        if h.worker.load(Ordering::Relaxed) == self.index || h.migratable {
+            h.worker.store(self.index, Ordering::Relaxed);
+            self.schedule_local(task);
+        } else {
+            self.shared.schedule_remote(task);
+        }
+    }
+
     pub(crate) fn schedule_local(&self, task: TaskRef) {
         if let Some(prev) = self.next.replace(Some(task)) {
             self.ready().push_back(prev);
