@@ -134,7 +134,14 @@ pub(crate) fn current_coroutine() -> Option<NonNull<Header>> {
     worker::current_task()
 }
 
-/// [`park_raw`] for the coroutine at `hp`, which is the running one.
+/// Parks the running coroutine at `hp` like [`park_reason`], but never
+/// unwinds: if shutdown cancelled it (and it may unwind now, see
+/// [`check_cancelled`]) this returns at once instead. For wait queues,
+/// which must unlink their nodes before the coroutine unwinds; they call
+/// [`cancellation_point`] afterwards.
+///
+/// Returns `true` if the caller should give up waiting because of
+/// cancellation.
 pub(crate) fn park_current_raw(
     hp: NonNull<Header>,
     reason: WaitReason,
@@ -151,7 +158,8 @@ pub(crate) fn park_current_raw(
     must_unwind(h)
 }
 
-/// [`park_raw`] for a plain thread.
+/// Parks a plain thread until unparked or `deadline` (spurious returns
+/// allowed).
 pub(crate) fn park_thread_raw(deadline: Option<Instant>) {
     park_thread(deadline);
 }
@@ -196,33 +204,6 @@ fn park_thread(deadline: Option<Instant>) {
     match deadline {
         None => crate::loom::thread::park(),
         Some(d) => crate::loom::thread::park_until(d),
-    }
-}
-
-/// Like [`park_reason`], but never unwinds: in a coroutine that shutdown
-/// cancelled (and that may unwind now, see [`check_cancelled`]) it returns
-/// at once instead. For wait queues, which must unlink their node before
-/// the coroutine unwinds; they call [`cancellation_point`] afterwards.
-///
-/// Returns `true` if the caller should give up waiting because of
-/// cancellation.
-pub(crate) fn park_raw(reason: WaitReason, deadline: Option<Instant>) -> bool {
-    match worker::current_task() {
-        Some(hp) => park_current_raw(hp, reason, deadline),
-        None => {
-            park_thread(deadline);
-            false
-        }
-    }
-}
-
-/// Whether the calling coroutine was cancelled by shutdown and may unwind
-/// now (see [`check_cancelled`]); `false` on a plain thread.
-pub(crate) fn cancel_requested() -> bool {
-    match worker::current_task() {
-        // SAFETY: the running coroutine's header is alive while it runs.
-        Some(hp) => must_unwind(unsafe { hp.as_ref() }),
-        None => false,
     }
 }
 
