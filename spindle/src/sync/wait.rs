@@ -237,10 +237,13 @@ impl Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         let (waiter, done) = (self.waiter, DONE + self.token);
-        // SAFETY (both stores): invariant 3: the waiter is alive until this
-        // store, which is our last access to it. Release: the hand-off
-        // written before is visible to the waiter's Acquire load.
-        let publish = || unsafe { (*waiter).state.store(done, Ordering::Release) };
+        // Release: the hand-off written before is visible to the waiter's
+        // Acquire load.
+        let publish = || {
+            // SAFETY: invariant 3: the waiter is alive until this store,
+            // which is our last access to it.
+            unsafe { (*waiter).state.store(done, Ordering::Release) }
+        };
         match &mut self.who {
             // SAFETY: the claimed coroutine waits (without parking again)
             // until `publish` has run.
