@@ -494,17 +494,23 @@ impl Context {
         // Spin a little before sleeping, as Go's findrunnable does: a
         // futex sleep and wake costs microseconds, and work (a stealable
         // spawn, a wake-up in the inbox) often arrives within that.
+        //
+        // The inbox is watched during the spin, not only between rounds: a
+        // coroutine here that waits for one on another worker (a channel
+        // ping-pong across workers) is woken through it, and each wake-up
+        // noticed a round late costs the whole round, microseconds.
+        let remote = self.remote();
         for round in 0..SPIN_ROUNDS {
             if self.shared.idle.try_begin_search() && self.search_and_run() {
                 return;
             }
             for _ in 0..(64 << round) {
                 std::hint::spin_loop();
+                if remote.inbox.has_items() {
+                    return;
+                }
             }
-            if self.remote().inbox.has_items()
-                || !self.fresh.is_empty()
-                || self.shared.is_shutdown()
-            {
+            if !self.fresh.is_empty() || self.shared.is_shutdown() {
                 return;
             }
         }
