@@ -31,7 +31,7 @@
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
 use std::pin::pin;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::loom::{AtomicUsize, Ordering, RawGuard, RawLock, raw_lock};
 use crate::park::{self, WaitReason};
@@ -64,6 +64,53 @@ pub(crate) struct State<T> {
     pub(crate) tx_gone: bool,
     /// Every receiver is gone: sends fail at once.
     pub(crate) rx_gone: bool,
+    /// For the time channels (`after`, `at`, `tick`): the value due next.
+    pub(crate) timer: Option<Timer<T>>,
+}
+
+/// A time channel's schedule. Nothing runs in the background: a value is
+/// made when a receiver looks and it is due, and a receiver that waits
+/// sets its wake-up to the due time. So a time channel costs nothing but
+/// its memory, and dropping its receivers frees it at once.
+pub(crate) struct Timer<T> {
+    /// When the next value is due; `None` once an `after`/`at` delivered.
+    next: Option<Instant>,
+    /// `tick`'s period; `None` for `after`/`at`.
+    period: Option<Duration>,
+    /// Makes the value from the due time (the identity, for
+    /// `Receiver<Instant>`; a function pointer keeps `Chan<T>` generic).
+    make: fn(Instant) -> T,
+}
+
+impl<T> Timer<T> {
+    pub(crate) fn new(first: Instant, period: Option<Duration>, make: fn(Instant) -> T) -> Self {
+        Timer {
+            next: Some(first),
+            period,
+            make,
+        }
+    }
+
+    /// When a value is due, if one ever is again.
+    pub(crate) fn due(&self) -> Option<Instant> {
+        self.next
+    }
+
+    /// Takes the value due at `now`, if any. A tick that fell behind by
+    /// more than a period skips the missed ticks (one is delivered late,
+    /// the next comes at the next multiple of the period), like Go's
+    /// `time.Ticker`.
+    fn poll(&mut self, now: Instant) -> Option<T> {
+        let due = self.next.filter(|&d| d <= now)?;
+        self.next = self.period.map(|p| {
+            let behind = now.duration_since(due).as_nanos();
+            let periods = behind / p.as_nanos().max(1) + 1;
+            let skip = u64::try_from(periods.saturating_mul(p.as_nanos())).unwrap_or(u64::MAX);
+            due.checked_add(Duration::from_nanos(skip))
+                .unwrap_or(now + p)
+        });
+        Some((self.make)(due))
+    }
 }
 
 /// A slot on a parked party's stack: empty for a receiver, holding the
@@ -72,6 +119,16 @@ pub(crate) type Slot<T> = UnsafeCell<Option<T>>;
 
 impl<T> Chan<T> {
     pub(crate) fn new(cap: usize, senders: usize) -> Chan<T> {
+        Chan::with_timer(cap, senders, None)
+    }
+
+    /// A time channel: no `Sender` (one is counted that never drops, so
+    /// it never disconnects); values come from `timer`.
+    pub(crate) fn timer(timer: Timer<T>) -> Chan<T> {
+        Chan::with_timer(1, 1, Some(timer))
+    }
+
+    fn with_timer(cap: usize, senders: usize, timer: Option<Timer<T>>) -> Chan<T> {
         Chan {
             state: RawLock::new(State {
                 buf: VecDeque::new(),
@@ -79,6 +136,7 @@ impl<T> Chan<T> {
                 senders: WaitList::new(),
                 tx_gone: false,
                 rx_gone: false,
+                timer,
             }),
             cap,
             senders: AtomicUsize::new(senders),
@@ -196,6 +254,12 @@ impl<T> Chan<T> {
         st: &mut State<T>,
         skip: impl Fn(&Node) -> bool,
     ) -> Result<Take<T>, Fail> {
+        if let Some(timer) = &mut st.timer {
+            return match timer.poll(Instant::now()) {
+                Some(v) => Ok(Take::Buffered(v, None)),
+                None => Err(Fail::NotReady),
+            };
+        }
         if let Some(v) = st.buf.pop_front() {
             // Room now: move the first parked sender's value in.
             let refilled = st.senders.pop_claim(&skip).map(|(node, claim)| {
@@ -233,9 +297,42 @@ impl<T> Chan<T> {
                 Ok(take.complete())
             }
             Err(Fail::NotReady) if deadline.is_none_or(|d| d > Instant::now()) => {
+                if st.timer.is_some() {
+                    drop(st);
+                    return self.recv_timer(deadline);
+                }
                 self.recv_slow(st, deadline)
             }
             Err(e) => Err(e),
+        }
+    }
+
+    /// A time channel's blocking receive: waits until the value is due
+    /// (or `deadline`), then takes it.
+    #[cold]
+    fn recv_timer(&self, deadline: Option<Instant>) -> Result<T, Fail> {
+        loop {
+            let mut st = self.lock();
+            match self.recv_locked(&mut st, |_| false) {
+                Err(Fail::NotReady) => {}
+                done => return done.map(Take::complete),
+            }
+            let due = st.timer.as_ref().and_then(Timer::due);
+            let wake = match (due, deadline) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            if wake.is_some_and(|w| w <= Instant::now()) {
+                if due.is_some_and(|d| d <= Instant::now()) {
+                    continue; // due now: take it
+                }
+                return Err(Fail::NotReady); // the caller's deadline
+            }
+            // Nobody sends on a time channel, so this wakes at `wake`.
+            match self.recv_slow(st, wake) {
+                Err(Fail::NotReady) if deadline.is_none_or(|d| d > Instant::now()) => {}
+                done => return done,
+            }
         }
     }
 
@@ -287,7 +384,11 @@ impl<T> Chan<T> {
 
     /// Buffered values.
     pub(crate) fn len(&self) -> usize {
-        self.lock().buf.len()
+        let st = self.lock();
+        match &st.timer {
+            Some(t) => usize::from(t.due().is_some_and(|d| d <= Instant::now())),
+            None => st.buf.len(),
+        }
     }
 
     pub(crate) fn add_sender(&self) {

@@ -172,10 +172,6 @@ impl<T> Sender<T> {
     pub(crate) fn chan(&self) -> &Chan<T> {
         &self.chan
     }
-
-    pub(crate) fn from_chan(chan: Arc<Chan<T>>) -> Sender<T> {
-        Sender { chan }
-    }
 }
 
 impl<T> Receiver<T> {

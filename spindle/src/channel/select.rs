@@ -78,6 +78,11 @@ trait ArmOps {
     fn completed(&mut self);
     /// The slot partners move values into or out of.
     fn slot(&self) -> usize;
+    /// When a time channel's value is due (nobody will send it: the
+    /// select must wake up then).
+    fn due(&self) -> Option<Instant> {
+        None
+    }
 }
 
 /// A `recv(rx) -> res => ..` arm. Used by the macro.
@@ -172,7 +177,9 @@ impl<T> ArmOps for RecvArm<'_, T> {
 
     fn register(&mut self, node: &Node, me: *const Waiter) -> bool {
         let mut st = self.rx.chan().lock();
+        let timer_due = st.timer.as_ref().and_then(|t| t.due());
         let ready = !st.buf.is_empty()
+            || timer_due.is_some_and(|d| d <= Instant::now())
             || st.tx_gone
             || st
                 .senders
@@ -196,6 +203,10 @@ impl<T> ArmOps for RecvArm<'_, T> {
 
     fn slot(&self) -> usize {
         self.slot.get() as usize
+    }
+
+    fn due(&self) -> Option<Instant> {
+        self.rx.chan().lock().timer.as_ref().and_then(|t| t.due())
     }
 }
 
@@ -278,23 +289,46 @@ pub fn run_select(arms: &mut [Arm<'_>], mode: SelectMode) -> Option<usize> {
                 return Some(i);
             }
         }
-        match mode {
-            SelectMode::Default => return None,
-            SelectMode::Deadline(d) if Instant::now() >= d => return None,
-            _ => {}
-        }
-        if let Some(i) = block(arms, order, deadline) {
-            return Some(i);
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return None;
+        let now_only = match mode {
+            SelectMode::Block => false,
+            SelectMode::Default => true,
+            SelectMode::Deadline(d) => Instant::now() >= d,
+        };
+        match block(arms, order, deadline, now_only) {
+            Blocked::Won(i) => return Some(i),
+            Blocked::Retry => {}
+            Blocked::NothingReady => return None,
         }
     }
 }
 
-/// Steps 3–5: registers, waits, unregisters. `None` means "start over"
-/// (an arm became ready while registering), or the deadline passed.
-fn block(arms: &mut [Arm<'_>], order: &[usize], deadline: Option<Instant>) -> Option<usize> {
+/// How a registration pass ended.
+enum Blocked {
+    /// A partner completed this arm for us.
+    Won(usize),
+    /// An arm became ready while registering: try them all again.
+    Retry,
+    /// Every arm was registered and none became ready before we gave up
+    /// (the deadline passed, or `default`): at that instant nothing was
+    /// ready, since any partner arriving after an arm's registration
+    /// would have claimed us.
+    NothingReady,
+}
+
+/// Steps 3–5: registers, waits (unless `now_only`), unregisters.
+///
+/// With `now_only` (a `default` arm, or a deadline already past) the
+/// registration pass still runs: the first pass tried the arms one after
+/// another, each under its own lock, so a value could have moved from an
+/// arm not yet tried to one already tried, and "nothing is ready" would
+/// be a lie (Go's TestNonblockSelectRace). Being registered on every arm
+/// at the moment we abort makes the answer true at that moment.
+fn block(
+    arms: &mut [Arm<'_>],
+    order: &[usize],
+    deadline: Option<Instant>,
+    now_only: bool,
+) -> Blocked {
     let waiter = pin!(Waiter::new());
     let me: *const Waiter = &*waiter;
     // Capacity fixed up front: the nodes never move once linked.
@@ -310,10 +344,18 @@ fn block(arms: &mut [Arm<'_>], order: &[usize], deadline: Option<Instant>) -> Op
             break;
         }
     }
-    let woken = if ready && waiter.abort() {
+    // Time channels have no sender to wake us: wake when one is due.
+    let wake = order
+        .iter()
+        .filter_map(|&i| arms[i].0.due())
+        .chain(deadline)
+        .min();
+    let woken = if (ready || now_only) && waiter.abort() {
         None
     } else {
-        Some(waiter.wait(WaitReason::Select, deadline))
+        // Not ready, or a partner claimed us before we could abort: then
+        // this returns its hand-off at once.
+        Some(waiter.wait(WaitReason::Select, wake))
     };
     for node in &nodes {
         arms[node.arm].0.unregister(node);
@@ -321,14 +363,18 @@ fn block(arms: &mut [Arm<'_>], order: &[usize], deadline: Option<Instant>) -> Op
     match woken {
         Some(Woken::Token(i)) => {
             arms[i].0.completed();
-            Some(i)
+            Blocked::Won(i)
         }
         Some(Woken::Cancelled) => {
             drop(nodes);
             park::cancellation_point();
-            None
+            Blocked::Retry
         }
-        Some(Woken::TimedOut) | None => None,
+        // A time channel became due: take it in the next pass.
+        Some(Woken::TimedOut) if wake != deadline => Blocked::Retry,
+        Some(Woken::TimedOut) => Blocked::NothingReady,
+        None if ready => Blocked::Retry,
+        None => Blocked::NothingReady,
     }
 }
 
@@ -499,45 +545,34 @@ macro_rules! __select_parse {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __select_emit {
-    (($([$name:ident $ch:ident ($c:expr) $kind:tt ($p:pat) $body:tt])*) ()) => {{
-        $(
-            // `let` extends the life of a temporary channel expression.
-            let $ch = &$c;
-            let mut $name = $crate::__select_arm!($ch $kind);
-        )*
-        let _ = $crate::channel::__private::run_select(
-            &mut [$( $name.arm() ),*],
-            $crate::channel::__private::SelectMode::Block,
-        );
-        $( if $name.won() { let $p = $name.into_result(); $body } else )*
-        { ::core::unreachable!("select!: a blocking select returned without a winner") }
-    }};
-    (($([$name:ident $ch:ident ($c:expr) $kind:tt ($p:pat) $body:tt])*) (default $dbody:tt)) => {{
-        $(
-            // `let` extends the life of a temporary channel expression.
-            let $ch = &$c;
-            let mut $name = $crate::__select_arm!($ch $kind);
-        )*
-        let _ = $crate::channel::__private::run_select(
-            &mut [$( $name.arm() ),*],
-            $crate::channel::__private::SelectMode::Default,
-        );
-        $( if $name.won() { let $p = $name.into_result(); $body } else )*
-        $dbody
-    }};
-    (($([$name:ident $ch:ident ($c:expr) $kind:tt ($p:pat) $body:tt])*) (timeout ($t:expr) $dbody:tt)) => {{
-        $(
-            // `let` extends the life of a temporary channel expression.
-            let $ch = &$c;
-            let mut $name = $crate::__select_arm!($ch $kind);
-        )*
-        let _ = $crate::channel::__private::run_select(
-            &mut [$( $name.arm() ),*],
-            $crate::channel::__private::SelectMode::timeout($t),
-        );
-        $( if $name.won() { let $p = $name.into_result(); $body } else )*
-        $dbody
-    }};
+    (($($arms:tt)*) ()) => {
+        $crate::__select_emit!(@go ($($arms)*)
+            ($crate::channel::__private::SelectMode::Block)
+            { ::core::unreachable!("select!: a blocking select returned without a winner") })
+    };
+    (($($arms:tt)*) (default $dbody:tt)) => {
+        $crate::__select_emit!(@go ($($arms)*)
+            ($crate::channel::__private::SelectMode::Default) $dbody)
+    };
+    (($($arms:tt)*) (timeout ($t:expr) $dbody:tt)) => {
+        $crate::__select_emit!(@go ($($arms)*)
+            ($crate::channel::__private::SelectMode::timeout($t)) $dbody)
+    };
+    (@go ($([$name:ident $ch:ident ($c:expr) $kind:tt ($p:pat) $body:tt])*) ($mode:expr) $dbody:tt) => {
+        // One `match` over every channel expression: temporaries in them
+        // (even nested ones) live until the select is over.
+        match ($( &$c, )*) {
+            ($( $ch, )*) => {
+                $( let mut $name = $crate::__select_arm!($ch $kind); )*
+                let _ = $crate::channel::__private::run_select(
+                    &mut [$( $name.arm() ),*],
+                    $mode,
+                );
+                $( if $name.won() { let $p = $name.into_result(); $body } else )*
+                $dbody
+            }
+        }
+    };
 }
 
 /// Builds one `select!` arm. Not public API.

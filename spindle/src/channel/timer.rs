@@ -1,21 +1,21 @@
 //! Channels that deliver the time: [`after`], [`at`], [`tick`], and
 //! [`never`], for `select!` timeouts and periodic work.
 //!
-//! Each timer channel is a `bounded(1)` channel fed by a small coroutine
-//! that sleeps until the due time (on the runtime of the coroutine that
-//! creates it, or on the default runtime when called from a plain thread).
-//! The feeding coroutine stops when the receivers are gone, at its next
-//! due time.
+//! A time channel runs nothing in the background: it holds its schedule,
+//! a receiver that looks when a value is due takes it, and a receiver that
+//! waits (alone or in a `select!`) sets its wake-up to the due time. So
+//! creating one costs an allocation, works the same from coroutines and
+//! threads, and dropping its receivers frees everything at once.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::chan::Chan;
-use super::{Receiver, Sender, TrySendError, bounded};
+use super::Receiver;
+use super::chan::{Chan, Timer};
 
-/// A channel that delivers one [`Instant`] (the time it fired) after
+/// A channel that delivers one [`Instant`] (the time it was due) after
 /// `d`, and then nothing more (it stays connected and empty, like
-/// crossbeam's).
+/// crossbeam's). `after(Duration::ZERO)` is ready at once.
 ///
 /// ```
 /// use std::time::Duration;
@@ -37,22 +37,14 @@ pub fn after(d: Duration) -> Receiver<Instant> {
     }
 }
 
-/// A channel that delivers one [`Instant`] (the time it fired) at `when`.
+/// A channel that delivers one [`Instant`] (the time it was due) at `when`.
 pub fn at(when: Instant) -> Receiver<Instant> {
-    // Two senders counted, one of which is never dropped: the channel
-    // stays connected after its one delivery (receivers see it empty, as
-    // crossbeam's `after` does), and is freed with its last handle.
-    let chan = Arc::new(Chan::new(1, 2));
-    let tx = Sender::from_chan(chan.clone());
-    spindle_timer(move || {
-        crate::sleep_until(when);
-        let _ = tx.try_send(Instant::now());
-    });
-    Receiver::from_chan(chan)
+    Receiver::from_chan(Arc::new(Chan::timer(Timer::new(when, None, identity))))
 }
 
-/// A channel that delivers an [`Instant`] every `d`; if the receiver falls
-/// behind, ticks are dropped (at most one waits in the channel), like Go's
+/// A channel that delivers an [`Instant`] (the time it was due) every
+/// `d`; if the receiver falls behind, ticks are dropped (one waits in the
+/// channel, the next is due at the next multiple of `d`), like Go's
 /// `time.Ticker`.
 ///
 /// # Panics
@@ -74,24 +66,8 @@ pub fn tick(d: Duration) -> Receiver<Instant> {
         !d.is_zero(),
         "spindle::channel::tick: the period must not be zero"
     );
-    let (tx, rx) = bounded(1);
-    spindle_timer(move || {
-        let mut next = Instant::now() + d;
-        loop {
-            crate::sleep_until(next);
-            let now = Instant::now();
-            match tx.try_send(now) {
-                Ok(()) | Err(TrySendError::Full(_)) => {}
-                Err(TrySendError::Disconnected(_)) => return,
-            }
-            next += d;
-            if next <= now {
-                // Fell behind by more than a period: skip the missed ticks.
-                next = now + d;
-            }
-        }
-    });
-    rx
+    let first = Instant::now() + d;
+    Receiver::from_chan(Arc::new(Chan::timer(Timer::new(first, Some(d), identity))))
 }
 
 /// A channel that never delivers and never disconnects: a `select!` arm
@@ -109,13 +85,6 @@ pub fn never<T>() -> Receiver<T> {
     Receiver::from_chan(Arc::new(Chan::new(0, 1)))
 }
 
-/// Starts the coroutine that feeds a timer channel.
-fn spindle_timer(f: impl FnOnce() + Send + 'static) {
-    if let Err(e) = crate::Builder::new()
-        .name("spindle-timer".into())
-        .stack_size(crate::stack::MIN_STACK_SIZE)
-        .spawn(f)
-    {
-        panic!("spindle::channel: cannot start a timer coroutine: {e}");
-    }
+fn identity(t: Instant) -> Instant {
+    t
 }
