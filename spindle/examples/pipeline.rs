@@ -35,7 +35,9 @@ fn main() {
     // the only sender.
     spindle::spawn(move || {
         for n in 0..LIMIT {
-            numbers_tx.send(n).expect("the checkers outlive the producer");
+            numbers_tx
+                .send(n)
+                .expect("the checkers outlive the producer");
         }
     });
 
@@ -52,7 +54,9 @@ fn main() {
                     is_prime(n)
                 };
                 if prime {
-                    primes_tx.send(n).expect("the collector outlives the checkers");
+                    primes_tx
+                        .send(n)
+                        .expect("the collector outlives the checkers");
                 }
             }
             checkers.done();

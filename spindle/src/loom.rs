@@ -19,12 +19,12 @@ pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering
 #[cfg(loom)]
 pub(crate) use loom::sync::{Mutex, MutexGuard};
 
+#[cfg(loom)]
+pub(crate) use loom::sync::{Mutex as RawLock, MutexGuard as RawGuard};
 /// The lock of the channels' internal state: a spin lock outside loom
 /// (see [`spin`]), loom's mutex in models.
 #[cfg(not(loom))]
 pub(crate) use spin::{SpinGuard as RawGuard, SpinLock as RawLock};
-#[cfg(loom)]
-pub(crate) use loom::sync::{Mutex as RawLock, MutexGuard as RawGuard};
 
 /// Locks a [`RawLock`].
 #[cfg(not(loom))]
