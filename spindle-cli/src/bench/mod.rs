@@ -6,7 +6,9 @@
 //! returning what it measured) and a `run` that repeats them for the bench.
 //! `spindle lab` calls the same measurement functions with smaller counts.
 
+pub mod chan_pingpong;
 pub mod idle_memory;
+pub mod mutex;
 pub mod os;
 pub mod skynet;
 pub mod spawn_join;
@@ -33,6 +35,10 @@ pub enum Workload {
     IdleMemory,
     /// The skynet recursion: 1,000,000 leaves summed up a 10-ary tree.
     Skynet,
+    /// Two units passing a token back and forth over rendezvous channels.
+    ChanPingpong,
+    /// Many units incrementing one integer under one mutex.
+    Mutex,
 }
 
 impl Workload {
@@ -43,6 +49,8 @@ impl Workload {
             Workload::Yield => "yield",
             Workload::IdleMemory => "idle_memory",
             Workload::Skynet => "skynet",
+            Workload::ChanPingpong => "chan_pingpong",
+            Workload::Mutex => "mutex",
         }
     }
 }
@@ -78,8 +86,8 @@ pub struct BenchArgs {
     /// CPUs the process may use (`yield` always uses one).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub workers: u64,
-    /// Number of units (switches for `yield`, leaves for `skynet`) instead of
-    /// the workload's default.
+    /// Number of units (switches for `yield`, leaves for `skynet`, round
+    /// trips for `chan_pingpong`) instead of the workload's default.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub n: Option<u64>,
     /// Which row to measure.
@@ -234,6 +242,8 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
         Workload::Yield => r#yield::run(args, emit),
         Workload::IdleMemory => idle_memory::run(args, emit),
         Workload::Skynet => skynet::run(args, emit),
+        Workload::ChanPingpong => chan_pingpong::run(args, emit),
+        Workload::Mutex => mutex::run(args, emit),
     }
 }
 

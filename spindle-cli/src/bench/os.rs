@@ -1,7 +1,8 @@
 //! The few OS facilities the baselines need, wrapped once: CPU affinity,
-//! the resident set size, pipes, and a shared-memory counter that survives
-//! `fork`.
+//! the resident set size, pipes, and a shared-memory counter and mutex that
+//! survive `fork`.
 
+use std::cell::UnsafeCell;
 use std::io;
 use std::marker::PhantomData;
 use std::sync::atomic::AtomicU64;
@@ -181,48 +182,208 @@ pub fn get_byte(fd: i32) -> bool {
     unsafe { libc::read(fd, (&raw mut b).cast(), 1) == 1 }
 }
 
-/// A `u64` counter in a `MAP_SHARED` anonymous page: after `fork`, parent
-/// and children increment the same memory.
-pub struct SharedCounter {
-    ptr: *mut AtomicU64,
+/// Bytes of the shared mappings below: one page, more than either needs.
+const SHARED_PAGE: usize = 4096;
+
+/// Maps one zeroed, page-aligned `MAP_SHARED` anonymous page: after `fork`,
+/// parent and children see the same memory.
+fn map_shared_page() -> io::Result<*mut libc::c_void> {
+    // SAFETY: an anonymous mapping with no address hint touches no existing
+    // memory.
+    let p = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            SHARED_PAGE,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if p == libc::MAP_FAILED {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(p)
 }
 
-impl SharedCounter {
-    /// Maps one shared page holding a zeroed counter.
-    pub fn new() -> io::Result<SharedCounter> {
-        // SAFETY: an anonymous mapping with no address hint touches no
-        // existing memory.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                4096,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(SharedCounter { ptr: p.cast() })
-    }
+/// Unmaps a page from [`map_shared_page`].
+///
+/// # Safety
+///
+/// `p` came from `map_shared_page`, is unmapped only once, and no reference
+/// into the page outlives the call.
+unsafe fn unmap_shared_page(p: *mut libc::c_void) {
+    // SAFETY: the caller's contract: `p` is a live mapping of SHARED_PAGE
+    // bytes that nothing refers to any more.
+    unsafe { libc::munmap(p, SHARED_PAGE) };
+}
 
-    /// The counter. Fresh anonymous pages are zeroed, and page alignment
-    /// satisfies `AtomicU64`'s.
-    pub fn get(&self) -> &AtomicU64 {
-        // SAFETY: `ptr` points to a live, aligned, zero-initialised mapping
-        // that outlives `&self`; AtomicU64 permits shared mutation.
+/// A `T` in a `MAP_SHARED` anonymous page: after `fork`, parent and
+/// children see the same `T`. It is shared only if its state is inline
+/// (atomics, not pointers into the heap, which each process has its own
+/// copy of). Dropped (its destructor run, the page unmapped) by the
+/// process that made it; forked children `_exit` without dropping it.
+pub struct Shared<T: Sync> {
+    ptr: *mut T,
+}
+
+impl<T: Sync> Shared<T> {
+    /// Maps one shared page and moves `value` into it.
+    pub fn new(value: T) -> io::Result<Shared<T>> {
+        const {
+            assert!(size_of::<T>() <= SHARED_PAGE && align_of::<T>() <= SHARED_PAGE);
+        }
+        let ptr: *mut T = map_shared_page()?.cast();
+        // SAFETY: the fresh mapping is writable, large enough and, being
+        // page-aligned, aligned enough for `T` (checked above).
+        unsafe { ptr.write(value) };
+        Ok(Shared { ptr })
+    }
+}
+
+impl<T: Sync> std::ops::Deref for Shared<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: `ptr` holds the `T` written in `new`, live until drop;
+        // `T: Sync` makes shared references from several threads (and,
+        // for inline state, processes) sound.
         unsafe { &*self.ptr }
     }
 }
 
-impl Drop for SharedCounter {
+impl<T: Sync> Drop for Shared<T> {
     fn drop(&mut self) {
-        // SAFETY: `ptr` is the start of the 4096-byte mapping made in `new`,
-        // and no reference from `get` outlives `self`.
-        unsafe { libc::munmap(self.ptr.cast(), 4096) };
+        // SAFETY: `ptr` holds the `T` written in `new`, dropped once here;
+        // the page is unmapped once, and no reference from `deref`
+        // outlives `self`.
+        unsafe {
+            self.ptr.drop_in_place();
+            unmap_shared_page(self.ptr.cast());
+        }
     }
+}
+
+/// A `u64` counter in a `MAP_SHARED` anonymous page: after `fork`, parent
+/// and children increment the same memory.
+pub struct SharedCounter(Shared<AtomicU64>);
+
+impl SharedCounter {
+    /// Maps one shared page holding a zeroed counter.
+    pub fn new() -> io::Result<SharedCounter> {
+        Ok(SharedCounter(Shared::new(AtomicU64::new(0))?))
+    }
+
+    /// The counter.
+    pub fn get(&self) -> &AtomicU64 {
+        &self.0
+    }
+}
+
+/// A `u64` guarded by a `pthread_mutex_t` with `PTHREAD_PROCESS_SHARED`,
+/// both in one `MAP_SHARED` anonymous page: the textbook way for processes
+/// to share a lock. After `fork`, parent and children lock the same mutex
+/// and increment the same integer.
+///
+/// With glibc the lock is a compare-and-swap on a word of the page, and a
+/// contended lock sleeps in a (non-private) futex on that word: the same
+/// kernel mechanism `std::sync::Mutex` uses between threads, without its
+/// brief spinning. Neither lock nor unlock allocates or takes any lock of
+/// the C library, so a forked child of a multi-threaded parent may call
+/// them (POSIX does not list them as async-signal-safe; glibc's are, for
+/// this mutex type).
+pub struct SharedMutex(Shared<Guarded>);
+
+/// What a [`SharedMutex`] page holds: the lock and the integer it guards.
+struct Guarded {
+    mutex: UnsafeCell<libc::pthread_mutex_t>,
+    value: UnsafeCell<u64>,
+}
+
+// SAFETY: `value` is only accessed with `mutex` held (`SharedMutex::with`),
+// and a pthread mutex may be locked and unlocked from any thread.
+unsafe impl Sync for Guarded {}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        // SAFETY: the mutex is initialised (by `SharedMutex::new`, or still
+        // all zeroes, which glibc's PTHREAD_MUTEX_INITIALIZER is) and, as
+        // `with` never returns holding it, unlocked unless a child died
+        // holding it, when destroying it is still harmless with glibc.
+        unsafe { libc::pthread_mutex_destroy(self.mutex.get()) };
+    }
+}
+
+/// Maps a pthread return code to a `Result`.
+fn pthread(rc: i32) -> io::Result<()> {
+    match rc {
+        0 => Ok(()),
+        e => Err(io::Error::from_raw_os_error(e)),
+    }
+}
+
+impl SharedMutex {
+    /// Maps one shared page and initialises in it, in place, a
+    /// process-shared mutex guarding 0.
+    pub fn new() -> io::Result<SharedMutex> {
+        let shared = Shared::new(Guarded {
+            // SAFETY: all zeroes is a valid `pthread_mutex_t` bit pattern
+            // (glibc's static initialiser); it is initialised properly
+            // below, before any use.
+            mutex: UnsafeCell::new(unsafe { std::mem::zeroed() }),
+            value: UnsafeCell::new(0),
+        })?;
+        // SAFETY: all zeroes is valid storage for `pthread_mutexattr_init`.
+        let mut attr: libc::pthread_mutexattr_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `attr` is live and initialised by the first call before
+        // the others read it; the mutex is initialised in place, at the
+        // address every process will use, before anyone locks it (nobody
+        // else has the page yet). The attribute object is destroyed once
+        // the mutex is initialised: the mutex keeps no reference to it.
+        unsafe {
+            pthread(libc::pthread_mutexattr_init(&mut attr))?;
+            let rc = pthread(libc::pthread_mutexattr_setpshared(
+                &mut attr,
+                libc::PTHREAD_PROCESS_SHARED,
+            ))
+            .and_then(|()| pthread(libc::pthread_mutex_init(shared.mutex.get(), &attr)));
+            libc::pthread_mutexattr_destroy(&mut attr);
+            rc?;
+        }
+        Ok(SharedMutex(shared))
+    }
+
+    /// Locks the mutex, runs `f` on the guarded integer, unlocks. Returns
+    /// `None` if the lock could not be taken (it cannot fail for a
+    /// correctly initialised normal mutex; checked anyway). Callable from a
+    /// forked child as long as `f` is. A panic in `f` leaves the mutex
+    /// locked (there is no poisoning): keep `f` trivial.
+    pub fn with<R>(&self, f: impl FnOnce(&mut u64) -> R) -> Option<R> {
+        let g = &*self.0;
+        // SAFETY: the mutex was initialised in `new` and lives in the page
+        // while `self` does.
+        if unsafe { libc::pthread_mutex_lock(g.mutex.get()) } != 0 {
+            return None;
+        }
+        // SAFETY: every access to `value`, in this process or another,
+        // holds the mutex, which we now hold: this is the only reference.
+        let r = f(unsafe { &mut *g.value.get() });
+        // SAFETY: locked by this thread just above.
+        unsafe { libc::pthread_mutex_unlock(g.mutex.get()) };
+        Some(r)
+    }
+}
+
+/// The `CLOCK_MONOTONIC` time in nanoseconds: one clock for every process
+/// of the machine, so a time read in a child can be compared with one read
+/// in its parent. Async-signal-safe, so a forked child may call it.
+pub fn monotonic_ns() -> u64 {
+    // SAFETY: all zeroes is a valid `timespec`.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `ts` is a live, writable `timespec`; CLOCK_MONOTONIC always
+    // exists on Linux, so the call cannot fail.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// Waits for `pid` and returns whether it exited with status 0.

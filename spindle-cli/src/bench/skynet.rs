@@ -3,10 +3,18 @@
 //! children's results, and the root's sum must be 499,999,500,000.
 //! `ms_total` is the median of 5 runs after a warm-up.
 //!
-//! spindle has no channels yet (a later issue), so each parent sums its
-//! children through `JoinHandle::join`, as issue 2 allows; move this to a
-//! channel when they land. WORKLOADS.md defines no OS-thread or OS-process
-//! row (a million threads or processes is not a workload they can run).
+//! Each parent makes one `spindle::channel::bounded(10)` channel, hands a
+//! `Sender` to each of its ten children, and sums the ten values it
+//! receives; the children's `JoinHandle`s are dropped (detached), as Go's
+//! skynet never joins its goroutines. The capacity of ten means no child
+//! ever waits for its parent: it sends and ends. (Go's original uses an
+//! unbuffered channel, where each child waits until its parent takes the
+//! value; the sum and the shape of the tree are the same.) A child that
+//! panics drops its sender without sending, so its parent's sum comes out
+//! short and the root's check fails.
+//!
+//! WORKLOADS.md defines no OS-thread or OS-process row (a million threads
+//! or processes is not a workload they can run).
 
 use std::time::{Duration, Instant};
 
@@ -19,19 +27,25 @@ pub const DEFAULT_LEAVES: u64 = 1_000_000;
 const FANOUT: u64 = 10;
 
 /// The subtree of `size` leaves numbered from `first`: a leaf returns its
-/// number, an inner node spawns its ten children and sums their joins.
+/// number, an inner node spawns its ten children and sums the values they
+/// send it.
 fn node(first: u64, size: u64) -> u64 {
     if size == 1 {
         return first;
     }
     let child = size / FANOUT;
-    let children: Vec<_> = (0..FANOUT)
-        .map(|i| spindle::spawn(move || node(first + i * child, child)))
-        .collect();
-    children
-        .into_iter()
-        .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-        .sum()
+    let (tx, rx) = spindle::channel::bounded(FANOUT as usize);
+    for i in 0..FANOUT {
+        let tx = tx.clone();
+        // Cannot fail: the parent keeps `rx` until it has all ten values.
+        spindle::spawn(move || {
+            let _ = tx.send(node(first + i * child, child));
+        });
+    }
+    // Our own sender goes, so that if a child dies without sending, the
+    // channel disconnects once the others are done instead of hanging.
+    drop(tx);
+    rx.iter().take(FANOUT as usize).sum()
 }
 
 /// One run over `leaves` leaves (a power of 10); must run inside a

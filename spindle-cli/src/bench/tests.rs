@@ -1,7 +1,8 @@
-//! Tests of the helpers and of the OS-thread / OS-process measurements
-//! at small counts (the spindle rows are exercised by running the bench).
+//! Tests of the helpers and of every measurement at small counts: each
+//! row's correctness check passes, and `run` prints the JSON line
+//! WORKLOADS.md specifies.
 
-use super::r#yield::Peer;
+use super::chan_pingpong::Peer;
 use super::*;
 
 #[test]
@@ -78,4 +79,103 @@ fn pinning_narrows_and_restores() {
     }
     assert_eq!(os::Pinned::first(usize::MAX).unwrap().cpus(), all);
     assert!(os::vm_rss().unwrap() > 0);
+}
+
+#[test]
+fn shared_mutex_is_shared_across_fork() {
+    let m = os::SharedMutex::new().unwrap();
+    let pid = os::fork_run(|| i32::from(m.with(|v| *v += 41).is_none())).unwrap();
+    assert!(os::wait_ok(pid).unwrap());
+    assert_eq!(m.with(|v| *v + 1), Some(42));
+}
+
+#[test]
+fn finish_line_is_read_by_the_last_unit() {
+    let start = os::monotonic_ns();
+    let line = mutex::FinishLine::new(2);
+    line.cross();
+    assert_eq!(line.since(start), None, "one unit has not crossed");
+    line.cross();
+    assert!(line.since(start).is_some());
+}
+
+#[test]
+fn mutex_os_rows_check_at_small_counts() {
+    assert!(mutex::threads(8, 100).unwrap() > Duration::ZERO);
+    assert!(mutex::processes(4, 100).unwrap() > Duration::ZERO);
+}
+
+#[test]
+fn chan_pingpong_os_rows_check_at_small_counts() {
+    assert!(chan_pingpong::threads(100).unwrap() > Duration::ZERO);
+    assert!(chan_pingpong::pipes(100, Peer::Thread).unwrap() > Duration::ZERO);
+    assert!(chan_pingpong::pipes(100, Peer::Process).unwrap() > Duration::ZERO);
+}
+
+#[test]
+fn spindle_rows_check_at_small_counts() {
+    for workers in [1, 2] {
+        let rt = runtime(workers).unwrap();
+        rt.block_on(|| {
+            assert!(mutex::coroutines(20, 100).unwrap() > Duration::ZERO);
+            assert!(chan_pingpong::coroutines(200).unwrap() > Duration::ZERO);
+            assert!(skynet::coroutines(1_000).unwrap() > Duration::ZERO);
+        });
+    }
+}
+
+/// Runs `spindle bench` in-process with a tiny `--n` and returns its lines.
+fn bench_lines(workload: Workload, system: System, workers: u64, n: u64) -> Vec<Record> {
+    let args = BenchArgs {
+        workload,
+        workers,
+        n: Some(n),
+        system,
+    };
+    let mut records = Vec::new();
+    let emit = |r| records.push(r);
+    match workload {
+        Workload::Mutex => mutex::run(&args, emit),
+        Workload::ChanPingpong => chan_pingpong::run(&args, emit),
+        _ => unreachable!("only the workloads tested here"),
+    }
+    .unwrap();
+    records
+}
+
+#[test]
+fn new_workloads_print_their_json_lines() {
+    let systems = [System::Spindle, System::Thread, System::Process];
+    let cases = [
+        (Workload::Mutex, "mutex", "ns_per_lock", 3),
+        (
+            Workload::ChanPingpong,
+            "chan_pingpong",
+            "ns_per_roundtrip",
+            50,
+        ),
+    ];
+    for (workload, id, metric, n) in cases {
+        assert_eq!(workload.id(), id);
+        for system in systems {
+            let records = bench_lines(workload, system, 2, n);
+            assert_eq!(records.len(), 1, "{id} {system:?}: one line");
+            let r = &records[0];
+            assert_eq!(
+                (r.workload, r.system, r.n, r.metric),
+                (id, system.id(), n, metric)
+            );
+            // OS rows report the CPUs they could use: at most the 2 asked.
+            assert!((1..=2).contains(&r.workers), "{r:?}");
+            assert!(r.value > 0.0, "{r:?}");
+            let line = r.to_json();
+            for field in ["workload", "system", "n", "workers", "metric", "value"] {
+                assert!(line.contains(&format!("\"{field}\":")), "{line}");
+            }
+            assert_eq!(
+                value_of(&line, metric),
+                Some(r.value).map(|v| json_num(v).parse().unwrap())
+            );
+        }
+    }
 }

@@ -14,7 +14,8 @@
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use super::os::{self, Pinned, Pipe};
+use super::chan_pingpong::{self, Peer};
+use super::os::Pinned;
 use super::{BenchArgs, BenchError, REPS, Record, System, check, median_of, per, runtime};
 
 /// Switches per repetition of the spindle row.
@@ -76,72 +77,13 @@ pub fn futex_threads(switches: u64) -> Result<Duration, BenchError> {
     Ok(elapsed)
 }
 
-/// What runs the other end of a pipe ping-pong.
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub enum Peer {
-    /// A thread of this process.
-    Thread,
-    /// A forked child process.
-    Process,
-}
-
 /// One repetition of a one-byte ping-pong over two pipes between this
 /// thread and a peer, both pinned to one CPU: `switches / 2` round trips,
-/// each two switches. One round trip before the clock starts takes the
-/// peer's start-up out of the measurement.
+/// each two switches (the measurement itself is `chan_pingpong`'s process
+/// row, [`chan_pingpong::pipes`]).
 pub fn pipe_pingpong(switches: u64, peer: Peer) -> Result<Duration, BenchError> {
     let _pin = Pinned::first(1)?;
-    let rounds = switches / 2;
-    let mut ping = Pipe::new()?;
-    let mut pong = Pipe::new()?;
-    let (ping_r, ping_w, pong_w) = (ping.read, ping.write, pong.write);
-    // Echoes until end of file; returns the number of round trips.
-    let echo = move || -> u64 {
-        let mut n = 0;
-        while os::get_byte(ping_r) && os::put_byte(pong_w) {
-            n += 1;
-        }
-        n
-    };
-    let mut child = None;
-    let mut thread = None;
-    match peer {
-        Peer::Process => {
-            // The child makes only close/read/write calls, which are safe
-            // in a forked child of a multi-threaded process.
-            child = Some(os::fork_run(move || {
-                // SAFETY: the child's copy of the ping write end is its
-                // own; closing it lets its reads see our close as EOF.
-                unsafe { libc::close(ping_w) };
-                // Exit status 0 if the child echoed every round trip.
-                i32::from(echo() != rounds + 1)
-            })?);
-            // Our copies of the peer's ends: closed, so that a dead child
-            // shows up as end of file instead of a hang.
-            ping.close_read();
-            pong.close_write();
-        }
-        Peer::Thread => thread = Some(std::thread::Builder::new().spawn(echo)?),
-    }
-    let round_trip = || os::put_byte(ping_w) && os::get_byte(pong.read);
-    let mut ok = round_trip();
-    let start = Instant::now();
-    let mut done = 0;
-    while ok && done < rounds {
-        ok = round_trip();
-        done += u64::from(ok);
-    }
-    let elapsed = start.elapsed();
-    // End of file on the ping pipe ends the peer's loop.
-    ping.close_write();
-    let peer_ok = match (child, thread) {
-        (Some(pid), _) => os::wait_ok(pid)?,
-        (_, Some(t)) => t.join().is_ok_and(|n| n == rounds + 1),
-        _ => false,
-    };
-    check("round trips", done, rounds)?;
-    check("peer echoed every round trip", u64::from(peer_ok), 1)?;
-    Ok(elapsed)
+    chan_pingpong::pipes(switches / 2, peer)
 }
 
 /// `spindle bench yield`.

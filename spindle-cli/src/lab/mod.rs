@@ -1,6 +1,7 @@
 //! `spindle lab`: what a process, a thread and a coroutine cost on this
-//! machine to create, to switch and to keep alive, beside the textbook
-//! figures, with a verdict per row.
+//! machine to create, to switch, to keep alive, to take a lock and to hand
+//! a value to another of their kind, beside the textbook figures, with a
+//! verdict per row.
 //!
 //! Every figure comes from the measuring functions of [`crate::bench`] (one
 //! implementation of each measurement), with smaller counts and 3
@@ -9,7 +10,10 @@
 //! 1-worker runtime); the same pinned pipe ping-pong runs between two
 //! threads and between two processes, so their difference is what switching
 //! address spaces costs; memory rows each run in a fresh copy of this
-//! program.
+//! program. The lock rows take the unit's own kind of mutex (spindle's,
+//! std's, a process-shared pthread mutex), the hand-off rows pass a token
+//! over its own kind of channel (spindle's rendezvous channel, std's
+//! `sync_channel(0)`, a pipe).
 
 mod row;
 
@@ -19,10 +23,10 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::bench::chan_pingpong::{self, Peer};
 use crate::bench::os::Pinned;
-use crate::bench::r#yield::Peer;
 use crate::bench::{
-    BenchArgs, BenchError, System, Workload, idle_memory, in_child, median_of, per, runtime,
+    BenchArgs, BenchError, System, Workload, idle_memory, in_child, median_of, mutex, per, runtime,
     spawn_join, value_of, r#yield,
 };
 use row::{Kind, Row, Textbook};
@@ -118,6 +122,11 @@ fn steps() -> Vec<Step> {
     const SPAWN_THREAD: u64 = 2_000;
     const SPAWN_FORK: u64 = 200;
     const SPAWN_POSIX: u64 = 100;
+    // Lock rows: units × locks per unit; the figure is per lock.
+    const LOCK_UNITS: u64 = 100;
+    const LOCKS: u64 = mutex::LOCKS_PER_UNIT;
+    const HANDOFF_CO: u64 = 100_000;
+    const HANDOFF_OS: u64 = 10_000;
     vec![
         timed(
             "create+join",
@@ -212,6 +221,66 @@ fn steps() -> Vec<Step> {
             Some(row::GOROUTINE_STACK),
         ),
         kept("thread", System::Thread, 10_000, None),
+        timed(
+            "lock+unlock",
+            "coroutine",
+            format!("spindle::sync::Mutex, {LOCK_UNITS} × {LOCKS} locks, 1 worker"),
+            "ns_per_lock",
+            LOCK_UNITS * LOCKS,
+            Some(row::MUTEX_LOCK),
+            || {
+                runtime(1)?
+                    .block_on(|| median_of(LAB_REPS, || mutex::coroutines(LOCK_UNITS, LOCKS)))
+            },
+        ),
+        timed(
+            "lock+unlock",
+            "thread",
+            format!("std::sync::Mutex, {LOCK_UNITS} × {LOCKS} locks, 1 CPU"),
+            "ns_per_lock",
+            LOCK_UNITS * LOCKS,
+            Some(row::MUTEX_LOCK),
+            || pinned(|| median_of(LAB_REPS, || mutex::threads(LOCK_UNITS, LOCKS))),
+        ),
+        timed(
+            "lock+unlock",
+            "process",
+            format!("process-shared pthread mutex, {LOCK_UNITS} × {LOCKS} locks, 1 CPU"),
+            "ns_per_lock",
+            LOCK_UNITS * LOCKS,
+            Some(row::MUTEX_LOCK),
+            || pinned(|| median_of(LAB_REPS, || mutex::processes(LOCK_UNITS, LOCKS))),
+        ),
+        timed(
+            "send+reply",
+            "coroutine",
+            format!("spindle::channel::bounded(0) ping-pong ×{HANDOFF_CO}, 1 worker"),
+            "ns_per_roundtrip",
+            HANDOFF_CO,
+            None,
+            || {
+                runtime(1)?
+                    .block_on(|| median_of(LAB_REPS, || chan_pingpong::coroutines(HANDOFF_CO)))
+            },
+        ),
+        timed(
+            "send+reply",
+            "thread",
+            format!("mpsc::sync_channel(0) ping-pong ×{HANDOFF_OS}, 1 CPU"),
+            "ns_per_roundtrip",
+            HANDOFF_OS,
+            None,
+            || pinned(|| median_of(LAB_REPS, || chan_pingpong::threads(HANDOFF_OS))),
+        ),
+        timed(
+            "send+reply",
+            "process",
+            format!("1-byte pipe ping-pong ×{HANDOFF_OS}, 1 CPU"),
+            "ns_per_roundtrip",
+            HANDOFF_OS,
+            None,
+            || pinned(|| median_of(LAB_REPS, || chan_pingpong::pipes(HANDOFF_OS, Peer::Process))),
+        ),
     ]
 }
 
@@ -286,7 +355,7 @@ fn print_report(rows: &[Row]) {
     row::print_table(rows);
     let pipe = |unit| {
         rows.iter()
-            .find(|r| r.unit == unit && r.how.contains("pipe"))
+            .find(|r| r.cost == "switch" && r.unit == unit && r.how.contains("pipe"))
             .and_then(|r| r.value.clone().ok())
     };
     if let (Some(p), Some(t)) = (pipe("process"), pipe("thread")) {
@@ -312,7 +381,8 @@ fn print_report(rows: &[Row]) {
          count as held within a factor of 2).\n\
          Memory is resident memory (VmRSS) only: kernel page tables are not in it \
          (`spindle bench idle_memory` reports them on stderr).\n\
-         * commonly cited, outside that course material. Each time is the median of {LAB_REPS} runs \
+         * commonly cited, outside that course material (lock/unlock: Jeff Dean's \"Latency \
+         numbers every programmer should know\"). Each time is the median of {LAB_REPS} runs \
          after a warm-up; `spindle bench` measures the same with larger counts."
     );
 }

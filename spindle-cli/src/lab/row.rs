@@ -67,10 +67,22 @@ pub const THREAD_CREATE: Textbook = Textbook {
     source: "commonly cited",
 };
 
+/// Locking and unlocking a mutex, "25 ns" in the commonly cited latency
+/// numbers (Jeff Dean's "Latency numbers every programmer should know"),
+/// read as within a factor of two; not from the course material.
+pub const MUTEX_LOCK: Textbook = Textbook {
+    low: 12.5,
+    high: 50.0,
+    text: "25 ns* (lock/unlock)",
+    source: "commonly cited",
+};
+
 /// One measured row.
 #[derive(Clone, Debug)]
 pub struct Row {
-    /// The cost: "create+join", "switch" or "keep alive".
+    /// The cost: "create+join", "switch", "keep alive", "lock+unlock" (take
+    /// a lock) or "send+reply" (hand a value to another unit and get one
+    /// back).
     pub cost: &'static str,
     /// What was measured: "coroutine", "thread" or "process".
     pub unit: &'static str,
