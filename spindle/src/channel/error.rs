@@ -5,10 +5,26 @@ use std::fmt;
 
 /// [`Sender::send`](super::Sender::send) failed: every
 /// [`Receiver`](super::Receiver) is gone. The value comes back.
+///
+/// ```
+/// let (tx, rx) = spindle::channel::bounded::<String>(1);
+/// drop(rx);
+/// let err = tx.send("kept".into()).unwrap_err();
+/// assert_eq!(err.into_inner(), "kept");
+/// ```
 #[derive(PartialEq, Eq, Clone, Copy)]
 pub struct SendError<T>(pub T);
 
 /// [`Sender::try_send`](super::Sender::try_send) failed.
+///
+/// ```
+/// use spindle::channel::{bounded, TrySendError};
+///
+/// let (tx, rx) = bounded(0);
+/// assert_eq!(tx.try_send(1), Err(TrySendError::Full(1))); // no receiver waits
+/// drop(rx);
+/// assert_eq!(tx.try_send(2), Err(TrySendError::Disconnected(2)));
+/// ```
 #[derive(PartialEq, Eq, Clone, Copy)]
 pub enum TrySendError<T> {
     /// The channel is full (or, for a rendezvous channel, no receiver is
@@ -19,6 +35,15 @@ pub enum TrySendError<T> {
 }
 
 /// [`Sender::send_timeout`](super::Sender::send_timeout) failed.
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let (tx, _rx) = spindle::channel::bounded(0);
+/// let err = tx.send_timeout(5, Duration::from_millis(1)).unwrap_err();
+/// assert!(err.is_timeout());
+/// assert_eq!(err.into_inner(), 5);
+/// ```
 #[derive(PartialEq, Eq, Clone, Copy)]
 pub enum SendTimeoutError<T> {
     /// The deadline passed before the value could be sent.
@@ -29,10 +54,27 @@ pub enum SendTimeoutError<T> {
 
 /// [`Receiver::recv`](super::Receiver::recv) failed: the channel is empty
 /// and every [`Sender`](super::Sender) is gone.
+///
+/// ```
+/// let (tx, rx) = spindle::channel::unbounded();
+/// tx.send(1).unwrap();
+/// drop(tx);
+/// assert_eq!(rx.recv(), Ok(1)); // what was sent is still delivered
+/// assert_eq!(rx.recv(), Err(spindle::channel::RecvError));
+/// ```
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
 pub struct RecvError;
 
 /// [`Receiver::try_recv`](super::Receiver::try_recv) failed.
+///
+/// ```
+/// use spindle::channel::{unbounded, TryRecvError};
+///
+/// let (tx, rx) = unbounded::<i32>();
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Empty));
+/// drop(tx);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+/// ```
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
 pub enum TryRecvError {
     /// No value is ready now.
@@ -42,6 +84,16 @@ pub enum TryRecvError {
 }
 
 /// [`Receiver::recv_timeout`](super::Receiver::recv_timeout) failed.
+///
+/// ```
+/// use std::time::Duration;
+/// use spindle::channel::{unbounded, RecvTimeoutError};
+///
+/// let (tx, rx) = unbounded::<i32>();
+/// assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Timeout));
+/// drop(tx);
+/// assert_eq!(rx.recv_timeout(Duration::from_millis(1)), Err(RecvTimeoutError::Disconnected));
+/// ```
 #[derive(PartialEq, Eq, Clone, Copy, Debug)]
 pub enum RecvTimeoutError {
     /// The deadline passed before a value arrived.

@@ -99,6 +99,22 @@ fn pair<T>(chan: Chan<T>) -> (Sender<T>, Receiver<T>) {
 
 /// The sending side of a channel. Clone it for more senders; the channel
 /// disconnects for receivers when the last one is dropped.
+///
+/// ```
+/// let rt = spindle::Runtime::builder().workers(2).build().unwrap();
+/// rt.block_on(|| {
+///     let (tx, rx) = spindle::channel::bounded(0);
+///     let producers: Vec<_> = (0..3)
+///         .map(|i| {
+///             let tx = tx.clone();
+///             spindle::spawn(move || tx.send(i).unwrap()) // parks until received
+///         })
+///         .collect();
+///     drop(tx);
+///     assert_eq!(rx.iter().sum::<i32>(), 3);
+///     producers.into_iter().for_each(|p| p.join().unwrap());
+/// });
+/// ```
 pub struct Sender<T> {
     chan: Arc<Chan<T>>,
 }
@@ -106,6 +122,19 @@ pub struct Sender<T> {
 /// The receiving side of a channel. Clone it for more receivers (each
 /// value goes to exactly one of them); sends fail once the last one is
 /// dropped.
+///
+/// ```
+/// use spindle::channel::{unbounded, TryRecvError};
+///
+/// let (tx, rx) = unbounded();
+/// let rx2 = rx.clone();
+/// tx.send("a").unwrap();
+/// tx.send("b").unwrap();
+/// assert_eq!(rx.recv(), Ok("a"));
+/// assert_eq!(rx2.try_recv(), Ok("b")); // each value goes to one receiver
+/// drop(tx);
+/// assert_eq!(rx.try_recv(), Err(TryRecvError::Disconnected));
+/// ```
 pub struct Receiver<T> {
     chan: Arc<Chan<T>>,
 }
@@ -307,6 +336,13 @@ impl<T> fmt::Debug for Receiver<T> {
 }
 
 /// The blocking iterator of [`Receiver::iter`].
+///
+/// ```
+/// let (tx, rx) = spindle::channel::unbounded();
+/// (1..=3).for_each(|i| tx.send(i).unwrap());
+/// drop(tx);
+/// assert_eq!(rx.iter().collect::<Vec<_>>(), [1, 2, 3]);
+/// ```
 #[derive(Debug)]
 pub struct Iter<'a, T> {
     rx: &'a Receiver<T>,
@@ -320,6 +356,12 @@ impl<T> Iterator for Iter<'_, T> {
 }
 
 /// The non-blocking iterator of [`Receiver::try_iter`].
+///
+/// ```
+/// let (tx, rx) = spindle::channel::unbounded();
+/// tx.send(1).unwrap();
+/// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1]); // does not wait for more
+/// ```
 #[derive(Debug)]
 pub struct TryIter<'a, T> {
     rx: &'a Receiver<T>,
@@ -333,6 +375,15 @@ impl<T> Iterator for TryIter<'_, T> {
 }
 
 /// The owning blocking iterator of a [`Receiver`].
+///
+/// ```
+/// let (tx, rx) = spindle::channel::bounded(2);
+/// tx.send('x').unwrap();
+/// drop(tx);
+/// for c in rx {
+///     assert_eq!(c, 'x');
+/// }
+/// ```
 #[derive(Debug)]
 pub struct IntoIter<T> {
     rx: Receiver<T>,

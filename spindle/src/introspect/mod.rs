@@ -54,8 +54,10 @@ pub struct CoroutineInfo {
     pub run_time: Duration,
     /// Usable stack size in bytes.
     pub stack_size: usize,
-    /// While [`Blocked`](CoroutineState::Blocked) on a lock or channel:
-    /// which one, and who held it when the coroutine parked.
+    /// While [`Blocked`](CoroutineState::Blocked) on a primitive of
+    /// [`sync`](crate::sync): which one, and (for locks) who held it when
+    /// the coroutine parked. `None` for other waits: a channel has no
+    /// owner to wait for.
     pub blocked_on: Option<BlockedOn>,
 }
 
@@ -65,11 +67,14 @@ pub struct CoroutineInfo {
 #[non_exhaustive]
 pub struct BlockedOn {
     /// The address of the primitive (a [`Mutex`](crate::sync::Mutex), an
-    /// [`RwLock`](crate::sync::RwLock), a channel): equal addresses in
-    /// one snapshot mean the same primitive.
+    /// [`RwLock`](crate::sync::RwLock), a
+    /// [`Semaphore`](crate::sync::Semaphore), ...): equal addresses in one
+    /// snapshot mean the same primitive.
     pub resource: usize,
-    /// The coroutine that held the lock when this one parked, if it is a
-    /// coroutine of this runtime (not a plain thread) and still alive.
+    /// The coroutine that held the lock (or ran the `Once` initialiser)
+    /// when this one parked, if it is a coroutine of this runtime (not a
+    /// plain thread) and still alive; `None` for primitives without an
+    /// owner.
     pub owner: Option<CoroutineId>,
 }
 
