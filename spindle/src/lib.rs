@@ -69,6 +69,7 @@ pub mod channel;
 mod clock;
 mod coroutine;
 mod introspect;
+mod io;
 mod loom;
 mod park;
 pub mod runtime;

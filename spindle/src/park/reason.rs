@@ -50,6 +50,12 @@ pub enum WaitReason {
     ChannelRecv,
     /// [`select!`](crate::select!) with no arm ready.
     Select,
+    /// Waiting for a task on the blocking thread pool.
+    Blocking,
+    /// Waiting until a socket is readable.
+    IoRead,
+    /// Waiting until a socket is writable.
+    IoWrite,
 }
 
 impl WaitReason {
@@ -73,6 +79,9 @@ impl WaitReason {
             WaitReason::ChannelSend => "chan_send",
             WaitReason::ChannelRecv => "chan_recv",
             WaitReason::Select => "select",
+            WaitReason::Blocking => "blocking",
+            WaitReason::IoRead => "io_read",
+            WaitReason::IoWrite => "io_write",
         }
     }
 
@@ -95,6 +104,9 @@ impl WaitReason {
             15 => WaitReason::ChannelSend,
             16 => WaitReason::ChannelRecv,
             17 => WaitReason::Select,
+            18 => WaitReason::Blocking,
+            19 => WaitReason::IoRead,
+            20 => WaitReason::IoWrite,
             _ => return None,
         })
     }

@@ -36,6 +36,7 @@
 //!
 //! [`Cancelled`]: crate::Cancelled
 
+use crate::io::reactor::Reactor;
 use std::io;
 use std::sync::{Arc, OnceLock};
 use std::thread;
@@ -115,6 +116,7 @@ impl Builder {
         unsafe { stack::set_resolver(worker::current_guard) };
         stack::install_handler();
         install_panic_hook();
+        let reactor = Arc::new(Reactor::new()?);
         let deques: Vec<Deque<_>> = (0..workers).map(|_| Deque::new_lifo()).collect();
         let shared = Arc::new(Shared::new(
             Config {
@@ -122,6 +124,7 @@ impl Builder {
                 stack_size,
             },
             deques.iter().map(|d| d.stealer()).collect(),
+            reactor,
         ));
         let mut threads = Vec::with_capacity(workers);
         for (index, deque) in deques.into_iter().enumerate() {

@@ -26,6 +26,7 @@ use crossbeam_utils::CachePadded;
 
 use crate::coroutine::task::{Header, TaskRef};
 use crate::introspect::registry::Registry;
+use crate::io::reactor::Reactor;
 use crate::sys::futex;
 
 pub(crate) use idle::Idle;
@@ -58,6 +59,9 @@ pub(crate) struct Remote {
     stealer: Stealer<TaskRef>,
     /// Futex word: `AWAKE`, `SLEEPING`, `NOTIFIED`, `NOTIFIED_SEARCHING`.
     sleep: AtomicU32,
+    /// Set while this worker sleeps in the reactor's `epoll_wait` rather
+    /// than on `sleep` (set before SLEEPING is published).
+    polling: AtomicBool,
     /// The coroutine running now (introspection only; Relaxed).
     pub(crate) current: AtomicPtr<Header>,
     /// Coroutines spawned on this worker (written by it only).
@@ -78,6 +82,8 @@ pub(crate) struct Shared {
     pub(crate) injector: Injector<TaskRef>,
     pub(crate) idle: Idle,
     pub(crate) registry: Registry,
+    /// The runtime's epoll instance (see `io::reactor`).
+    pub(crate) reactor: Arc<Reactor>,
     shutdown: AtomicBool,
     /// Coroutines spawned from outside the workers.
     other_spawned: AtomicU64,
@@ -90,7 +96,11 @@ pub(crate) struct Shared {
 impl Shared {
     /// Builds the shared state; `stealers` come from the workers' local
     /// queues, in worker order.
-    pub(crate) fn new(config: Config, stealers: Vec<Stealer<TaskRef>>) -> Shared {
+    pub(crate) fn new(
+        config: Config,
+        stealers: Vec<Stealer<TaskRef>>,
+        reactor: Arc<Reactor>,
+    ) -> Shared {
         let n = config.workers;
         Shared {
             remotes: stealers
@@ -100,6 +110,7 @@ impl Shared {
                         inbox: Inbox::new(),
                         stealer,
                         sleep: AtomicU32::new(AWAKE),
+                        polling: AtomicBool::new(false),
                         current: AtomicPtr::new(std::ptr::null_mut()),
                         spawned: AtomicU64::new(0),
                         started: AtomicU64::new(0),
@@ -109,6 +120,7 @@ impl Shared {
             injector: Injector::new(),
             idle: Idle::new(n),
             registry: Registry::new(n),
+            reactor,
             shutdown: AtomicBool::new(false),
             other_spawned: AtomicU64::new(0),
             other_settled: AtomicU64::new(0),
@@ -238,6 +250,20 @@ impl Shared {
                 .compare_exchange(SLEEPING, NOTIFIED, Ordering::SeqCst, Ordering::Relaxed)
                 .is_ok()
         {
+            self.wake_sleeper(i);
+        }
+    }
+
+    /// Wakes worker `i`, whose word we just moved from SLEEPING. It waits
+    /// on its futex, or in `epoll_wait` if it is the reactor's driver: it
+    /// sets `polling`, then re-reads its word (SeqCst), and skips the wait
+    /// if it was moved already; so if our move came after that read, we
+    /// see `polling` set here and interrupt the poll.
+    fn wake_sleeper(&self, i: usize) {
+        let r = &self.remotes[i];
+        if r.polling.load(Ordering::SeqCst) {
+            self.reactor.wake();
+        } else {
             futex::wake_one(&r.sleep);
         }
     }
@@ -263,7 +289,7 @@ impl Shared {
                 .swap(NOTIFIED_SEARCHING, Ordering::SeqCst)
         });
         if let Some((i, SLEEPING)) = marked {
-            futex::wake_one(&self.remotes[i].sleep);
+            self.wake_sleeper(i);
         }
     }
 

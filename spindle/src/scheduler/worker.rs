@@ -254,6 +254,9 @@ impl Context {
         self.until_global.set(until_global);
         if until_global == 0 {
             self.until_global.set(GLOBAL_INTERVAL);
+            // Readiness must be seen even when no worker is idle: a
+            // non-waiting poll (skipped if another worker is the driver).
+            self.shared.reactor.poll(Some(Duration::ZERO));
             if let Some(t) = self.pop_injector() {
                 return Some(t);
             }
@@ -576,7 +579,18 @@ impl Context {
             || shared.has_visible_work(self.index)
             || timeout == Some(Duration::ZERO);
         if !must_stay {
-            futex::wait(&remote.sleep, SLEEPING, timeout);
+            // Become the reactor's driver if no other worker is: wait in
+            // epoll_wait (woken by I/O, a timer, or `wake_worker` through
+            // the reactor's waker) instead of on the futex.
+            remote.polling.store(true, Ordering::SeqCst);
+            let woken_first = remote.sleep.load(Ordering::SeqCst) != SLEEPING;
+            if woken_first || !shared.reactor.poll(timeout) {
+                remote.polling.store(false, Ordering::SeqCst);
+                if !woken_first {
+                    futex::wait(&remote.sleep, SLEEPING, timeout);
+                }
+            }
+            remote.polling.store(false, Ordering::SeqCst);
         }
         let word = shared
             .idle

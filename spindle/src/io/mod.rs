@@ -1,0 +1,246 @@
+//! Blocking-style I/O on non-blocking sockets: the reactor and the
+//! per-socket registration every `spindle::net` type is built on.
+//!
+//! A socket is kept in non-blocking mode. An I/O call tries the system
+//! call; on `EAGAIN` it waits for readiness and tries again:
+//!
+//! - in a coroutine, it parks the coroutine on the socket's readiness in
+//!   its runtime's [`reactor`] (registering the socket there on first
+//!   use), so the worker runs other coroutines meanwhile;
+//! - on a plain OS thread, it blocks the thread in `poll(2)` on that one
+//!   descriptor, so the socket behaves like its `std` twin.
+//!
+//! Timeouts (`set_read_timeout`-style) bound both waits and give
+//! `io::ErrorKind::TimedOut`.
+
+// The socket types of `spindle::net` are the users of `Registration`;
+// until they land only the tests use it.
+#![allow(dead_code)]
+
+pub(crate) mod reactor;
+
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::park::{self, WaitReason};
+use crate::scheduler::worker;
+use reactor::{Reactor, ScheduledIo};
+
+/// Which readiness an operation waits for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Read,
+    Write,
+}
+
+/// A socket's registration with a runtime's reactor, made on first use
+/// from a coroutine. Owned by the socket type, next to its descriptor.
+#[derive(Default)]
+pub(crate) struct Registration {
+    reg: OnceLock<Reg>,
+}
+
+struct Reg {
+    reactor: Arc<Reactor>,
+    io: Arc<ScheduledIo>,
+}
+
+impl Registration {
+    /// An unregistered socket.
+    pub(crate) const fn new() -> Registration {
+        Registration {
+            reg: OnceLock::new(),
+        }
+    }
+
+    /// Runs `op`, a non-blocking system call on `fd`, until it does not
+    /// fail with `WouldBlock` (or `Interrupted`), waiting for `dir`
+    /// readiness in between; gives up with `TimedOut` after `timeout`.
+    pub(crate) fn io<R>(
+        &self,
+        fd: RawFd,
+        dir: Dir,
+        timeout: Option<Duration>,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        if park::current_coroutine().is_none() {
+            return loop {
+                match op() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        poll_fd(fd, dir, deadline)?;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    r => break r,
+                }
+            };
+        }
+        let reg = self.get(fd)?;
+        let (side, reason) = match dir {
+            Dir::Read => (&reg.io.read, WaitReason::IoRead),
+            Dir::Write => (&reg.io.write, WaitReason::IoWrite),
+        };
+        loop {
+            let seen = side.seen();
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    side.wait(seen, reason, deadline)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
+
+    /// The registration with the calling coroutine's runtime, made now if
+    /// this is the socket's first wait.
+    fn get(&self, fd: RawFd) -> io::Result<&Reg> {
+        let cx = worker::context().expect("a coroutine runs on a worker");
+        // SAFETY: `context()` is the live context of this worker thread.
+        let shared = unsafe { &(*cx).shared };
+        let reactor = &shared.reactor;
+        if let Some(reg) = self.reg.get() {
+            if !Arc::ptr_eq(&reg.reactor, reactor) {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "spindle: this socket was first used on another runtime; \
+                     a socket waits on one runtime's reactor, so use it from \
+                     coroutines of that runtime (or from plain threads)",
+                ));
+            }
+            return Ok(reg);
+        }
+        let io = reactor.register(fd).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("spindle: cannot register the socket with the reactor (epoll_ctl: {e})"),
+            )
+        })?;
+        let mut fresh = Some(Reg {
+            reactor: reactor.clone(),
+            io,
+        });
+        let reg = self
+            .reg
+            .get_or_init(|| fresh.take().expect("initialised once"));
+        if let Some(lost) = fresh {
+            // Another coroutine registered it first (a shared socket):
+            // the descriptor is registered once, so nothing to undo but
+            // our state, which no event can name.
+            drop(lost);
+        }
+        Ok(reg)
+    }
+
+    /// Removes the socket from its reactor; call before closing `fd`.
+    pub(crate) fn deregister(&mut self, fd: RawFd) {
+        if let Some(reg) = self.reg.take() {
+            reg.reactor.deregister(fd, reg.io);
+        }
+    }
+}
+
+/// Blocks the calling thread until `fd` is ready for `dir` or `deadline`.
+fn poll_fd(fd: RawFd, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
+    let events = match dir {
+        Dir::Read => libc::POLLIN,
+        Dir::Write => libc::POLLOUT,
+    };
+    let mut pfd = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    let timeout_ms = match deadline {
+        None => -1,
+        Some(d) => {
+            let left = d.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(timed_out());
+            }
+            // Round up, so we never wake before the deadline.
+            i32::try_from(left.as_nanos().div_ceil(1_000_000)).unwrap_or(i32::MAX)
+        }
+    };
+    // SAFETY: `pfd` is a valid pollfd for the duration of the call.
+    let n = unsafe { libc::poll(&mut pfd, 1, timeout_ms) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        if e.kind() == io::ErrorKind::Interrupted {
+            return Ok(());
+        }
+        return Err(e);
+    }
+    if n == 0 && deadline.is_some_and(|d| Instant::now() >= d) {
+        return Err(timed_out());
+    }
+    Ok(())
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::TimedOut,
+        "spindle: the socket's timeout (or an enclosing deadline) passed",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::AsRawFd;
+
+    use super::{Dir, Registration};
+
+    /// A coroutine accepting and echoing on non-blocking std sockets parks
+    /// on readiness (with one worker, the client coroutine runs while the
+    /// server waits) and is woken by the reactor.
+    #[test]
+    fn echo_through_the_reactor() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        rt.block_on(|| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.set_nonblocking(true).unwrap();
+            let addr = listener.local_addr().unwrap();
+            let server = crate::spawn(move || {
+                let reg = Registration::new();
+                let (mut s, _) = reg
+                    .io(listener.as_raw_fd(), Dir::Read, None, || listener.accept())
+                    .unwrap();
+                s.set_nonblocking(true).unwrap();
+                let sreg = Registration::new();
+                let fd = s.as_raw_fd();
+                let mut buf = [0u8; 64];
+                loop {
+                    let n = sreg.io(fd, Dir::Read, None, || s.read(&mut buf)).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    sreg.io(fd, Dir::Write, None, || s.write_all(&buf[..n]))
+                        .unwrap();
+                }
+            });
+            let client = crate::spawn(move || {
+                let mut c = TcpStream::connect(addr).unwrap();
+                c.set_nonblocking(true).unwrap();
+                let reg = Registration::new();
+                let fd = c.as_raw_fd();
+                for i in 0..100u8 {
+                    reg.io(fd, Dir::Write, None, || c.write(&[i; 10])).unwrap();
+                    let mut got = [0u8; 10];
+                    let mut have = 0;
+                    while have < 10 {
+                        have += reg
+                            .io(fd, Dir::Read, None, || c.read(&mut got[have..]))
+                            .unwrap();
+                    }
+                    assert_eq!(got, [i; 10]);
+                }
+            });
+            client.join().unwrap();
+            server.join().unwrap();
+        });
+    }
+}

@@ -1,0 +1,238 @@
+//! The reactor: one epoll instance (through mio) per runtime, and the
+//! per-socket readiness state that parks and wakes coroutines.
+//!
+//! **Who polls.** There is no reactor thread. A worker about to sleep
+//! (nothing to run) becomes the *driver* if no other worker is: it waits
+//! in `epoll_wait` instead of on its futex, with the timeout of its next
+//! timer. Busy workers poll without waiting every 61st scheduling tick
+//! (with the injector check), so readiness is seen even when no worker is
+//! idle. A wake-up for a worker that is the driver (work in its inbox, a
+//! shutdown) goes through mio's `Waker` (an eventfd) instead of the futex;
+//! see `Shared::wake_worker`.
+//!
+//! **Readiness.** Each socket is registered once, edge-triggered, for
+//! reading and writing. Its [`ScheduledIo`] has one [`Direction`] per
+//! side: an event counter and a wait list. An I/O call reads the counter,
+//! tries the system call, and on `EAGAIN` parks unless the counter moved
+//! meanwhile (checked under the wait list's lock, where the reactor bumps
+//! it), so an edge is never lost between the try and the park. The driver
+//! bumps the counter and claims every waiter of that side on each event.
+//!
+//! **Tokens.** An event's token is the address of its `ScheduledIo`. A
+//! socket that deregisters hands its `Arc` to the reactor, which drops it
+//! only after the next complete poll: an event collected by an
+//! `epoll_wait` that raced with the deregistration still finds it alive.
+
+use std::io;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
+
+use crate::loom::{RawLock, raw_lock};
+use crate::park::{self, WaitReason};
+use crate::sync::wait::{Node, WaitList, Waiter, Woken};
+
+/// The token of the reactor's own waker.
+const WAKER: Token = Token(0);
+
+/// Events taken per `epoll_wait`.
+const EVENTS: usize = 1024;
+
+/// One runtime's epoll instance.
+pub(crate) struct Reactor {
+    /// The driver's side: whoever holds this lock may poll.
+    driver: std::sync::Mutex<Driver>,
+    /// Registers and deregisters sockets, from any thread.
+    registry: Registry,
+    /// Interrupts the driver's `epoll_wait`.
+    waker: Waker,
+    /// Deregistered sockets' states, dropped after the next full poll.
+    retired: std::sync::Mutex<Vec<Arc<ScheduledIo>>>,
+    /// Whether a worker is blocked in `epoll_wait` (waiting, not just
+    /// polling): `Shared::wake_worker` uses the waker for it.
+    pub(crate) blocked: AtomicBool,
+}
+
+struct Driver {
+    poll: Poll,
+    events: Events,
+}
+
+impl Reactor {
+    pub(crate) fn new() -> io::Result<Reactor> {
+        let poll = Poll::new().map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!(
+                    "spindle: cannot create the I/O reactor (epoll_create1: {e}); \
+                     if the process is out of file descriptors, raise `ulimit -n`"
+                ),
+            )
+        })?;
+        let registry = poll.registry().try_clone()?;
+        let waker = Waker::new(poll.registry(), WAKER)?;
+        Ok(Reactor {
+            driver: std::sync::Mutex::new(Driver {
+                poll,
+                events: Events::with_capacity(EVENTS),
+            }),
+            registry,
+            waker,
+            retired: std::sync::Mutex::new(Vec::new()),
+            blocked: AtomicBool::new(false),
+        })
+    }
+
+    /// Registers `fd` for edge-triggered read and write readiness.
+    pub(crate) fn register(&self, fd: std::os::fd::RawFd) -> io::Result<Arc<ScheduledIo>> {
+        let io = Arc::new(ScheduledIo::default());
+        let token = Token(Arc::as_ptr(&io) as usize);
+        self.registry.register(
+            &mut mio::unix::SourceFd(&fd),
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        Ok(io)
+    }
+
+    /// Deregisters `fd`; its state is dropped after the next full poll.
+    pub(crate) fn deregister(&self, fd: std::os::fd::RawFd, io: Arc<ScheduledIo>) {
+        // Errors (the fd was closed already) leave nothing registered.
+        let _ = self.registry.deregister(&mut mio::unix::SourceFd(&fd));
+        self.retired
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(io);
+    }
+
+    /// Polls for events and wakes their waiters, waiting at most `timeout`
+    /// (`None`: until an event or a [`wake`](Self::wake)). Returns `false`
+    /// at once if another thread is the driver.
+    pub(crate) fn poll(&self, timeout: Option<Duration>) -> bool {
+        let Ok(mut driver) = self.driver.try_lock() else {
+            return false;
+        };
+        let driver = &mut *driver;
+        // Sockets deregistered before this poll started cannot appear in
+        // it; drop them once it is done.
+        let retired = std::mem::take(&mut *self.retired.lock().unwrap_or_else(|e| e.into_inner()));
+        let waits = timeout != Some(Duration::ZERO);
+        if waits {
+            self.blocked.store(true, Ordering::SeqCst);
+        }
+        let r = driver.poll.poll(&mut driver.events, timeout);
+        if waits {
+            self.blocked.store(false, Ordering::SeqCst);
+        }
+        if let Err(e) = r
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            // epoll_wait fails only on programming errors (EBADF, EFAULT,
+            // EINVAL); nothing to recover.
+            panic!("spindle: epoll_wait failed: {e}");
+        }
+        for event in driver.events.iter() {
+            if event.token() == WAKER {
+                continue;
+            }
+            // SAFETY: the token is the address of a `ScheduledIo` that is
+            // either registered (its socket holds an `Arc`) or retired (in
+            // `retired`, or in the list taken above, which outlives this
+            // loop): see the module docs.
+            let io = unsafe { &*(event.token().0 as *const ScheduledIo) };
+            if event.is_readable() || event.is_read_closed() || event.is_error() {
+                io.read.wake();
+            }
+            if event.is_writable() || event.is_write_closed() || event.is_error() {
+                io.write.wake();
+            }
+        }
+        drop(retired);
+        true
+    }
+
+    /// Interrupts a driver blocked in [`poll`](Self::poll).
+    pub(crate) fn wake(&self) {
+        // Fails only if the eventfd's counter would overflow, and then the
+        // driver has a wake-up pending anyway.
+        let _ = self.waker.wake();
+    }
+}
+
+/// A registered socket's readiness, one [`Direction`] per side.
+#[derive(Default)]
+pub(crate) struct ScheduledIo {
+    pub(crate) read: Direction,
+    pub(crate) write: Direction,
+}
+
+/// One side of a socket: an event counter and the parked waiters.
+pub(crate) struct Direction {
+    /// Bumped (under `waiters`' lock) by every event for this side.
+    events: AtomicU64,
+    waiters: RawLock<WaitList>,
+}
+
+impl Default for Direction {
+    fn default() -> Self {
+        Direction {
+            events: AtomicU64::new(0),
+            waiters: RawLock::new(WaitList::new()),
+        }
+    }
+}
+
+impl Direction {
+    /// The event count, read before trying a system call.
+    pub(crate) fn seen(&self) -> u64 {
+        self.events.load(Ordering::Acquire)
+    }
+
+    /// Records an event and wakes every waiter.
+    fn wake(&self) {
+        let mut waiters = raw_lock(&self.waiters);
+        self.events.fetch_add(1, Ordering::Release);
+        while let Some((_, claim)) = waiters.pop_claim(|_| false) {
+            claim.finish(0);
+        }
+    }
+
+    /// Parks until an event newer than `seen`, or `deadline`.
+    ///
+    /// Returns `Err(TimedOut)` at the deadline; unwinds (after leaving the
+    /// wait list) if shutdown cancels the coroutine.
+    pub(crate) fn wait(
+        &self,
+        seen: u64,
+        reason: WaitReason,
+        deadline: Option<Instant>,
+    ) -> io::Result<()> {
+        let waiter = pin!(Waiter::new());
+        let node = pin!(Node::new(&waiter, 0, 0));
+        {
+            let mut waiters = raw_lock(&self.waiters);
+            if self.events.load(Ordering::Acquire) != seen {
+                return Ok(()); // an event arrived since the caller's try
+            }
+            // SAFETY: wait-queue invariants 1 and 4: `node` stays pinned
+            // here until we return, and we unlink it below unless the
+            // reactor popped it.
+            unsafe { waiters.push_back(&node) };
+        }
+        let woken = waiter.wait(reason, deadline);
+        if let Woken::Token(_) = woken {
+            return Ok(());
+        }
+        raw_lock(&self.waiters).remove(&node);
+        if woken == Woken::Cancelled {
+            park::cancellation_point();
+        }
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "spindle: the socket's timeout (or an enclosing deadline) passed",
+        ))
+    }
+}
