@@ -79,7 +79,7 @@ trait ArmOps {
     /// The slot partners move values into or out of.
     fn slot(&self) -> usize;
     /// When a time channel's value is due (nobody will send it: the
-    /// select must wake up then).
+    /// select must wake up then), as seen by the last `register`.
     fn due(&self) -> Option<Instant> {
         None
     }
@@ -91,6 +91,8 @@ pub struct RecvArm<'a, T> {
     rx: &'a Receiver<T>,
     slot: Slot<T>,
     result: Option<Result<T, RecvError>>,
+    /// A time channel's due time, as seen at registration.
+    due: Option<Instant>,
 }
 
 /// A `send(tx, value) -> res => ..` arm. Used by the macro.
@@ -109,6 +111,7 @@ impl<'a, T> RecvArm<'a, T> {
             rx,
             slot: UnsafeCell::new(None),
             result: None,
+            due: None,
         }
     }
 
@@ -178,6 +181,7 @@ impl<T> ArmOps for RecvArm<'_, T> {
     fn register(&mut self, node: &Node, me: *const Waiter) -> bool {
         let mut st = self.rx.chan().lock();
         let timer_due = st.timer.as_ref().and_then(|t| t.due());
+        self.due = timer_due;
         let ready = !st.buf.is_empty()
             || timer_due.is_some_and(|d| d <= Instant::now())
             || st.tx_gone
@@ -206,7 +210,7 @@ impl<T> ArmOps for RecvArm<'_, T> {
     }
 
     fn due(&self) -> Option<Instant> {
-        self.rx.chan().lock().timer.as_ref().and_then(|t| t.due())
+        self.due
     }
 }
 
