@@ -54,6 +54,10 @@ pub(crate) struct Reactor {
     /// Whether a worker is blocked in `epoll_wait` (waiting, not just
     /// polling): `Shared::wake_worker` uses the waker for it.
     pub(crate) blocked: AtomicBool,
+    /// When a poll last ended, in nanoseconds since `epoch` (for the
+    /// monitor thread).
+    last_poll: AtomicU64,
+    epoch: Instant,
 }
 
 struct Driver {
@@ -83,6 +87,8 @@ impl Reactor {
             waker,
             retired: std::sync::Mutex::new(Vec::new()),
             blocked: AtomicBool::new(false),
+            last_poll: AtomicU64::new(0),
+            epoch: Instant::now(),
         })
     }
 
@@ -151,7 +157,19 @@ impl Reactor {
             }
         }
         drop(retired);
+        let now = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.last_poll.store(now, Ordering::Relaxed);
         true
+    }
+
+    /// How long since a poll last ended (zero while a worker waits in
+    /// `epoll_wait`: it is as good as polling).
+    pub(crate) fn since_last_poll(&self) -> Duration {
+        if self.blocked.load(Ordering::Relaxed) {
+            return Duration::ZERO;
+        }
+        let last = Duration::from_nanos(self.last_poll.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
     }
 
     /// Interrupts a driver blocked in [`poll`](Self::poll).

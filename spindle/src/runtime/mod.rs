@@ -147,6 +147,26 @@ impl Builder {
                 }
             }
         }
+        let shared2 = shared.clone();
+        let monitor = thread::Builder::new()
+            .name("spindle-monitor".into())
+            .spawn(move || crate::scheduler::monitor::run(shared2));
+        match monitor {
+            Ok(t) => {
+                let _ = shared.monitor.set(t.thread().clone());
+                threads.push(t);
+            }
+            Err(e) => {
+                drop(Runtime {
+                    handle: Handle { shared },
+                    threads,
+                });
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("spindle: cannot start the monitor thread: {e}"),
+                ));
+            }
+        }
         Ok(Runtime {
             handle: Handle { shared },
             threads,

@@ -15,6 +15,7 @@
 
 mod idle;
 mod inbox;
+pub(crate) mod monitor;
 pub(crate) mod worker;
 
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering, fence};
@@ -84,6 +85,8 @@ pub(crate) struct Shared {
     pub(crate) registry: Registry,
     /// The runtime's epoll instance (see `io::reactor`).
     pub(crate) reactor: Arc<Reactor>,
+    /// The monitor thread, unparked at shutdown.
+    pub(crate) monitor: std::sync::OnceLock<std::thread::Thread>,
     shutdown: AtomicBool,
     /// Coroutines spawned from outside the workers.
     other_spawned: AtomicU64,
@@ -121,6 +124,7 @@ impl Shared {
             idle: Idle::new(n),
             registry: Registry::new(n),
             reactor,
+            monitor: std::sync::OnceLock::new(),
             shutdown: AtomicBool::new(false),
             other_spawned: AtomicU64::new(0),
             other_settled: AtomicU64::new(0),
@@ -144,6 +148,9 @@ impl Shared {
         self.shutdown.store(true, Ordering::SeqCst);
         for i in 0..self.remotes.len() {
             self.wake_worker(i);
+        }
+        if let Some(m) = self.monitor.get() {
+            m.unpark();
         }
     }
 
