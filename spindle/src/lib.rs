@@ -36,6 +36,8 @@
 //! | [`Runtime`], [`runtime`] | worker pools, the default runtime, shutdown, snapshots |
 //! | [`channel`], [`select!`] | crossbeam-shaped MPMC channels (bounded, rendezvous, unbounded, timers) and Go's `select` |
 //! | [`sync`] | `Mutex`, `RwLock`, `Condvar`, `Semaphore`, `Barrier`, `WaitGroup`, `Once`, `OnceLock`, `Notify` that park the coroutine |
+//! | [`blocking`] | a process-wide pool of OS threads for calls that would block a worker: `run`, `spawn`, `Pool` with its limits and metrics |
+//! | [`fs`] | `std::fs`'s functions and `File`, their calls run on the blocking pool |
 //! | [`main`], [`test`] (feature `macros`, on by default) | `#[spindle::main]`, `#[spindle::test]` |
 //!
 //! I/O, scheduling policies and worker processes are being built (see the
@@ -62,12 +64,15 @@
 //! | --- | --- |
 //! | `SPINDLE_WORKERS` | worker threads of runtimes built without [`runtime::Builder::workers`] (default: one per CPU) |
 //! | `SPINDLE_STACK_SIZE` | default usable stack size in bytes (`K`/`M` suffixes accepted; default 256 KiB) |
+//! | `SPINDLE_BLOCKING_THREADS` | most threads of blocking pools built without [`blocking::Builder::max_threads`], the global one included (default 512) |
 
 #![warn(missing_docs)]
 
+pub mod blocking;
 pub mod channel;
 mod clock;
 mod coroutine;
+pub mod fs;
 mod introspect;
 mod io;
 mod loom;

@@ -50,7 +50,10 @@ pub enum WaitReason {
     ChannelRecv,
     /// [`select!`](crate::select!) with no arm ready.
     Select,
-    /// Waiting for a task on the blocking thread pool.
+    /// Waiting for the [`blocking`](crate::blocking) pool: joining one of
+    /// its tasks, [`blocking::run`](crate::blocking::run) and every
+    /// [`fs`](crate::fs) call, or waiting for room in a full pool
+    /// ([`Rejection::Wait`](crate::blocking::Rejection::Wait)).
     Blocking,
     /// Waiting until a socket is readable.
     IoRead,
