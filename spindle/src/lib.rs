@@ -38,10 +38,11 @@
 //! | [`sync`] | `Mutex`, `RwLock`, `Condvar`, `Semaphore`, `Barrier`, `WaitGroup`, `Once`, `OnceLock`, `Notify` that park the coroutine |
 //! | [`blocking`] | a process-wide pool of OS threads for calls that would block a worker: `run`, `spawn`, `Pool` with its limits and metrics |
 //! | [`fs`] | `std::fs`'s functions and `File`, their calls run on the blocking pool |
+//! | [`net`] | `TcpListener`, `TcpStream`, `UdpSocket`, `UnixListener`, `UnixStream`, `UnixDatagram` shaped like `std`'s, parking on the reactor; accept loops that survive running out of descriptors |
 //! | [`main`], [`test`] (feature `macros`, on by default) | `#[spindle::main]`, `#[spindle::test]` |
 //!
-//! I/O, scheduling policies and worker processes are being built (see the
-//! repository's issues); they are not in this release.
+//! Scheduling policies, preemption and worker processes are being built
+//! (see the repository's issues); they are not in this release.
 //!
 //! # Soundness
 //!
@@ -76,6 +77,7 @@ pub mod fs;
 mod introspect;
 mod io;
 mod loom;
+pub mod net;
 mod park;
 pub mod runtime;
 mod scheduler;

@@ -13,15 +13,11 @@
 //! Timeouts (`set_read_timeout`-style) bound both waits and give
 //! `io::ErrorKind::TimedOut`.
 
-// The socket types of `spindle::net` are the users of `Registration`;
-// until they land only the tests use it.
-#![allow(dead_code)]
-
 pub(crate) mod reactor;
 
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::park::{self, WaitReason};
@@ -40,6 +36,8 @@ pub(crate) enum Dir {
 #[derive(Default)]
 pub(crate) struct Registration {
     reg: OnceLock<Reg>,
+    /// Serialises the first registration; see [`get`](Self::get).
+    init: Mutex<()>,
 }
 
 struct Reg {
@@ -52,6 +50,7 @@ impl Registration {
     pub(crate) const fn new() -> Registration {
         Registration {
             reg: OnceLock::new(),
+            init: Mutex::new(()),
         }
     }
 
@@ -102,15 +101,17 @@ impl Registration {
         let shared = unsafe { &(*cx).shared };
         let reactor = &shared.reactor;
         if let Some(reg) = self.reg.get() {
-            if !Arc::ptr_eq(&reg.reactor, reactor) {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "spindle: this socket was first used on another runtime; \
-                     a socket waits on one runtime's reactor, so use it from \
-                     coroutines of that runtime (or from plain threads)",
-                ));
-            }
-            return Ok(reg);
+            return Registration::same_reactor(reg, reactor);
+        }
+        // Two coroutines on two workers may make a shared socket's first
+        // wait at once (a `&TcpStream` read in one and written in the
+        // other). epoll takes a descriptor once: the second EPOLL_CTL_ADD
+        // would fail with EEXIST. So the first registration is serialised:
+        // the lock is held across one epoll_ctl (never a park), and only
+        // until the registration is published.
+        let _init = self.init.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(reg) = self.reg.get() {
+            return Registration::same_reactor(reg, reactor);
         }
         let io = reactor.register(fd).map_err(|e| {
             io::Error::new(
@@ -118,18 +119,21 @@ impl Registration {
                 format!("spindle: cannot register the socket with the reactor (epoll_ctl: {e})"),
             )
         })?;
-        let mut fresh = Some(Reg {
+        Ok(self.reg.get_or_init(|| Reg {
             reactor: reactor.clone(),
             io,
-        });
-        let reg = self
-            .reg
-            .get_or_init(|| fresh.take().expect("initialised once"));
-        if let Some(lost) = fresh {
-            // Another coroutine registered it first (a shared socket):
-            // the descriptor is registered once, so nothing to undo but
-            // our state, which no event can name.
-            drop(lost);
+        }))
+    }
+
+    /// `reg`, if it is with `reactor` (the caller's runtime's).
+    fn same_reactor<'a>(reg: &'a Reg, reactor: &Arc<Reactor>) -> io::Result<&'a Reg> {
+        if !Arc::ptr_eq(&reg.reactor, reactor) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "spindle: this socket was first used on another runtime; \
+                 a socket waits on one runtime's reactor, so use it from \
+                 coroutines of that runtime (or from plain threads)",
+            ));
         }
         Ok(reg)
     }
