@@ -507,3 +507,21 @@ fn after_as_timeout_arm() {
         }
     });
 }
+
+/// Arms whose body is a block may be followed by a comma, as in
+/// crossbeam (`recv(r) -> v => { .. },`), and arms may mix both styles.
+#[test]
+fn block_bodies_with_trailing_commas() {
+    let (tx, rx) = spindle::channel::unbounded::<i32>();
+    tx.send(1).unwrap();
+    let got = spindle::select! {
+        recv(rx) -> v => { v.unwrap() },
+        default => { 0 },
+    };
+    assert_eq!(got, 1);
+    let got = spindle::select! {
+        recv(rx) -> _ => { 1 }
+        default(std::time::Duration::from_millis(1)) => { 2 },
+    };
+    assert_eq!(got, 2);
+}

@@ -480,7 +480,12 @@ macro_rules! select {
 #[macro_export]
 macro_rules! __select_parse {
     // recv arms
-    (($($arms:tt)*) ($($def:tt)*) recv($r:expr) -> $p:pat => $body:block $(,)? $($rest:tt)*) => {
+    (($($arms:tt)*) ($($def:tt)*) recv($r:expr) -> $p:pat => $body:block, $($rest:tt)*) => {
+        $crate::__select_parse!(
+            ($($arms)* [__arm __chan ($r) (recv) ($p) {$body}])
+            ($($def)*) $($rest)*)
+    };
+    (($($arms:tt)*) ($($def:tt)*) recv($r:expr) -> $p:pat => $body:block $($rest:tt)*) => {
         $crate::__select_parse!(
             ($($arms)* [__arm __chan ($r) (recv) ($p) {$body}])
             ($($def)*) $($rest)*)
@@ -496,7 +501,12 @@ macro_rules! __select_parse {
             ($($def)*))
     };
     // send arms
-    (($($arms:tt)*) ($($def:tt)*) send($s:expr, $v:expr) -> $p:pat => $body:block $(,)? $($rest:tt)*) => {
+    (($($arms:tt)*) ($($def:tt)*) send($s:expr, $v:expr) -> $p:pat => $body:block, $($rest:tt)*) => {
+        $crate::__select_parse!(
+            ($($arms)* [__arm __chan ($s) (send $v) ($p) {$body}])
+            ($($def)*) $($rest)*)
+    };
+    (($($arms:tt)*) ($($def:tt)*) send($s:expr, $v:expr) -> $p:pat => $body:block $($rest:tt)*) => {
         $crate::__select_parse!(
             ($($arms)* [__arm __chan ($s) (send $v) ($p) {$body}])
             ($($def)*) $($rest)*)
@@ -512,7 +522,10 @@ macro_rules! __select_parse {
             ($($def)*))
     };
     // default arms (at most one)
-    (($($arms:tt)*) () default => $body:block $(,)? $($rest:tt)*) => {
+    (($($arms:tt)*) () default => $body:block, $($rest:tt)*) => {
+        $crate::__select_parse!(($($arms)*) (default {$body}) $($rest)*)
+    };
+    (($($arms:tt)*) () default => $body:block $($rest:tt)*) => {
         $crate::__select_parse!(($($arms)*) (default {$body}) $($rest)*)
     };
     (($($arms:tt)*) () default => $body:expr, $($rest:tt)*) => {
@@ -521,7 +534,10 @@ macro_rules! __select_parse {
     (($($arms:tt)*) () default => $body:expr) => {
         $crate::__select_parse!(($($arms)*) (default {$body}))
     };
-    (($($arms:tt)*) () default($t:expr) => $body:block $(,)? $($rest:tt)*) => {
+    (($($arms:tt)*) () default($t:expr) => $body:block, $($rest:tt)*) => {
+        $crate::__select_parse!(($($arms)*) (timeout ($t) {$body}) $($rest)*)
+    };
+    (($($arms:tt)*) () default($t:expr) => $body:block $($rest:tt)*) => {
         $crate::__select_parse!(($($arms)*) (timeout ($t) {$body}) $($rest)*)
     };
     (($($arms:tt)*) () default($t:expr) => $body:expr, $($rest:tt)*) => {
