@@ -7,11 +7,15 @@
 //! `spindle lab` calls the same measurement functions with smaller counts.
 
 pub mod chan_pingpong;
+pub mod http_hello;
+pub mod idle_conns;
 pub mod idle_memory;
 pub mod mutex;
 pub mod os;
+pub mod server;
 pub mod skynet;
 pub mod spawn_join;
+pub mod tcp_echo;
 pub mod r#yield;
 
 use std::fmt;
@@ -39,6 +43,14 @@ pub enum Workload {
     ChanPingpong,
     /// Many units incrementing one integer under one mutex.
     Mutex,
+    /// An echo server under the shared load generator's 1,000 connections.
+    TcpEcho,
+    /// An HTTP/1.1 keep-alive server answering `GET /`, under wrk.
+    HttpHello,
+    /// Not in WORKLOADS.md: resident memory per idle connection of an echo
+    /// server, for `spindle lab`'s "serve 10,000 idle connections" rows.
+    #[value(hide = true)]
+    IdleConns,
 }
 
 impl Workload {
@@ -51,6 +63,9 @@ impl Workload {
             Workload::Skynet => "skynet",
             Workload::ChanPingpong => "chan_pingpong",
             Workload::Mutex => "mutex",
+            Workload::TcpEcho => "tcp_echo",
+            Workload::HttpHello => "http_hello",
+            Workload::IdleConns => "idle_conns",
         }
     }
 }
@@ -87,12 +102,18 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub workers: u64,
     /// Number of units (switches for `yield`, leaves for `skynet`, round
-    /// trips for `chan_pingpong`) instead of the workload's default.
+    /// trips for `chan_pingpong`, connections for `tcp_echo` and
+    /// `http_hello`) instead of the workload's default.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub n: Option<u64>,
     /// Which row to measure.
     #[arg(long, value_enum, default_value_t = System::Spindle)]
     pub system: System,
+    /// `tcp_echo`, `http_hello`: run only the server, on 127.0.0.1:PORT,
+    /// until killed (no load, no JSON lines), for an outside load
+    /// generator.
+    #[arg(long, value_name = "PORT")]
+    pub serve: Option<u16>,
 }
 
 /// Why a bench could not produce a result.
@@ -237,6 +258,12 @@ pub fn runtime(workers: u64) -> Result<spindle::Runtime, BenchError> {
 /// measured.
 pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
     let emit = |r: Record| println!("{}", r.to_json());
+    if args.serve.is_some() && !matches!(args.workload, Workload::TcpEcho | Workload::HttpHello) {
+        return Err(BenchError::Usage(format!(
+            "--serve runs the server of a socket workload (tcp_echo, http_hello); `{}` has none",
+            args.workload.id()
+        )));
+    }
     match args.workload {
         Workload::SpawnJoin => spawn_join::run(args, emit),
         Workload::Yield => r#yield::run(args, emit),
@@ -244,6 +271,9 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
         Workload::Skynet => skynet::run(args, emit),
         Workload::ChanPingpong => chan_pingpong::run(args, emit),
         Workload::Mutex => mutex::run(args, emit),
+        Workload::TcpEcho => tcp_echo::run(args, emit),
+        Workload::HttpHello => http_hello::run(args, emit),
+        Workload::IdleConns => idle_conns::run(args, emit),
     }
 }
 

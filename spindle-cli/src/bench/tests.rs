@@ -131,6 +131,7 @@ fn bench_lines(workload: Workload, system: System, workers: u64, n: u64) -> Vec<
         workers,
         n: Some(n),
         system,
+        serve: None,
     };
     let mut records = Vec::new();
     let emit = |r| records.push(r);

@@ -1,7 +1,7 @@
 //! `spindle lab`: what a process, a thread and a coroutine cost on this
-//! machine to create, to switch, to keep alive, to take a lock and to hand
-//! a value to another of their kind, beside the textbook figures, with a
-//! verdict per row.
+//! machine to create, to switch, to keep alive, to serve an idle
+//! connection, to take a lock and to hand a value to another of their
+//! kind, beside the textbook figures, with a verdict per row.
 //!
 //! Every figure comes from the measuring functions of [`crate::bench`] (one
 //! implementation of each measurement), with smaller counts and 3
@@ -10,10 +10,13 @@
 //! 1-worker runtime); the same pinned pipe ping-pong runs between two
 //! threads and between two processes, so their difference is what switching
 //! address spaces costs; memory rows each run in a fresh copy of this
-//! program. The lock rows take the unit's own kind of mutex (spindle's,
-//! std's, a process-shared pthread mutex), the hand-off rows pass a token
-//! over its own kind of channel (spindle's rendezvous channel, std's
-//! `sync_channel(0)`, a pipe).
+//! program. The idle-connection rows hold up to 10,000 connections to an
+//! echo server in that copy (a coroutine or an OS thread per connection;
+//! both ends of each in the one process, so the descriptor limit may cap
+//! the count, which the row then says). The lock rows take the unit's own
+//! kind of mutex (spindle's, std's, a process-shared pthread mutex), the
+//! hand-off rows pass a token over its own kind of channel (spindle's
+//! rendezvous channel, std's `sync_channel(0)`, a pipe).
 
 mod row;
 
@@ -26,8 +29,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::bench::chan_pingpong::{self, Peer};
 use crate::bench::os::Pinned;
 use crate::bench::{
-    BenchArgs, BenchError, System, Workload, idle_memory, in_child, median_of, mutex, per, runtime,
-    spawn_join, value_of, r#yield,
+    BenchArgs, BenchError, System, Workload, idle_conns, idle_memory, in_child, median_of, mutex,
+    per, runtime, spawn_join, value_of, r#yield,
 };
 use row::{Kind, Row, Textbook};
 
@@ -87,6 +90,7 @@ fn kept(unit: &'static str, system: System, n: u64, textbook: Option<Textbook>) 
         workers: 1,
         n: Some(n),
         system,
+        serve: None,
     };
     Step {
         cost: "keep alive",
@@ -101,6 +105,41 @@ fn kept(unit: &'static str, system: System, n: u64, textbook: Option<Textbook>) 
             value_of(&out.stdout, "bytes_per_unit").ok_or_else(|| {
                 BenchError::Io(std::io::Error::other(format!(
                     "no bytes_per_unit line in {:?}",
+                    out.stdout
+                )))
+            })
+        }),
+    }
+}
+
+/// A memory row: an echo server holding up to 10,000 idle connections, one
+/// `unit` each, measured in a fresh process (`spindle bench idle_conns`).
+/// Both ends of every connection live in that process, so when the hard
+/// descriptor limit leaves no room for 20,000 descriptors, fewer
+/// connections are opened, and the row says so.
+fn served(unit: &'static str, system: System) -> Step {
+    let want = idle_conns::DEFAULT_CONNS;
+    let (n, hard) = idle_conns::max_conns(want).unwrap_or((0, 0));
+    let mut how = format!("{n} idle TCP connections, a {unit} each, RSS growth / {n}");
+    if n < want {
+        how += &format!(
+            " (fd limit {hard} < 2 × {want} + {})",
+            idle_conns::RESERVED_FDS
+        );
+    }
+    Step {
+        cost: "serve an idle connection",
+        unit,
+        how,
+        metric: "bytes_per_conn",
+        n,
+        kind: Kind::Memory,
+        textbook: None,
+        measure: Box::new(move || {
+            let out = in_child(&idle_conns::child_args(system, n))?;
+            value_of(&out.stdout, "bytes_per_conn").ok_or_else(|| {
+                BenchError::Io(std::io::Error::other(format!(
+                    "no bytes_per_conn line in {:?}",
                     out.stdout
                 )))
             })
@@ -221,6 +260,8 @@ fn steps() -> Vec<Step> {
             Some(row::GOROUTINE_STACK),
         ),
         kept("thread", System::Thread, 10_000, None),
+        served("coroutine", System::Spindle),
+        served("thread", System::Thread),
         timed(
             "lock+unlock",
             "coroutine",
@@ -380,7 +421,7 @@ fn print_report(rows: &[Row]) {
          10–50 µs, goroutine switch ~100 ns, goroutine stack 2 KB (\"~\" and single figures \
          count as held within a factor of 2).\n\
          Memory is resident memory (VmRSS) only: kernel page tables are not in it \
-         (`spindle bench idle_memory` reports them on stderr).\n\
+         (`spindle bench idle_memory` reports them on stderr), nor are socket buffers.\n\
          * commonly cited, outside that course material (lock/unlock: Jeff Dean's \"Latency \
          numbers every programmer should know\"). Each time is the median of {LAB_REPS} runs \
          after a warm-up; `spindle bench` measures the same with larger counts."

@@ -80,9 +80,9 @@ pub const MUTEX_LOCK: Textbook = Textbook {
 /// One measured row.
 #[derive(Clone, Debug)]
 pub struct Row {
-    /// The cost: "create+join", "switch", "keep alive", "lock+unlock" (take
-    /// a lock) or "send+reply" (hand a value to another unit and get one
-    /// back).
+    /// The cost: "create+join", "switch", "keep alive", "serve an idle
+    /// connection", "lock+unlock" (take a lock) or "send+reply" (hand a
+    /// value to another unit and get one back).
     pub cost: &'static str,
     /// What was measured: "coroutine", "thread" or "process".
     pub unit: &'static str,
