@@ -58,6 +58,8 @@ pub(crate) struct Reactor {
     /// monitor thread).
     last_poll: AtomicU64,
     epoch: Instant,
+    /// Registered sockets (idle workers skip polling while there are none).
+    sockets: std::sync::atomic::AtomicUsize,
 }
 
 struct Driver {
@@ -89,6 +91,7 @@ impl Reactor {
             blocked: AtomicBool::new(false),
             last_poll: AtomicU64::new(0),
             epoch: Instant::now(),
+            sockets: std::sync::atomic::AtomicUsize::new(0),
         })
     }
 
@@ -101,6 +104,7 @@ impl Reactor {
             token,
             Interest::READABLE | Interest::WRITABLE,
         )?;
+        self.sockets.fetch_add(1, Ordering::Relaxed);
         Ok(io)
     }
 
@@ -108,6 +112,7 @@ impl Reactor {
     pub(crate) fn deregister(&self, fd: std::os::fd::RawFd, io: Arc<ScheduledIo>) {
         // Errors (the fd was closed already) leave nothing registered.
         let _ = self.registry.deregister(&mut mio::unix::SourceFd(&fd));
+        self.sockets.fetch_sub(1, Ordering::Relaxed);
         self.retired
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -170,6 +175,11 @@ impl Reactor {
         }
         let last = Duration::from_nanos(self.last_poll.load(Ordering::Relaxed));
         self.epoch.elapsed().saturating_sub(last)
+    }
+
+    /// Whether any socket is registered (a hint, for idle workers).
+    pub(crate) fn has_sockets(&self) -> bool {
+        self.sockets.load(Ordering::Relaxed) != 0
     }
 
     /// Interrupts a driver blocked in [`poll`](Self::poll).

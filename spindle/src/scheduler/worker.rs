@@ -176,6 +176,17 @@ impl Context {
         unsafe { &mut *self.ready.get() }
     }
 
+    /// Whether a coroutine is ready to run here (after a reactor poll
+    /// woke some onto this worker).
+    fn has_runnable(&self) -> bool {
+        // SAFETY: `next` is only touched by this worker's thread; we put
+        // back what we took.
+        let next = self.next.take();
+        let some = next.is_some();
+        self.next.set(next);
+        some || !self.ready().is_empty() || self.remote().inbox.has_items()
+    }
+
     /// This worker's shared part.
     #[inline]
     fn remote(&self) -> &Remote {
@@ -502,8 +513,20 @@ impl Context {
         // coroutine here that waits for one on another worker (a channel
         // ping-pong across workers) is woken through it, and each wake-up
         // noticed a round late costs the whole round, microseconds.
+        //
+        // Sockets first, each round: readiness arrives through the
+        // reactor, which nobody else may be polling, so spinning without
+        // polling would only delay it (and take the CPU from whoever is
+        // about to send us something). Skipped while no socket is
+        // registered, so channel-only programs make no system call here.
         let remote = self.remote();
         for round in 0..SPIN_ROUNDS {
+            if self.shared.reactor.has_sockets()
+                && self.shared.reactor.poll(Some(Duration::ZERO))
+                && self.has_runnable()
+            {
+                return;
+            }
             if self.shared.idle.try_begin_search() && self.search_and_run() {
                 return;
             }
