@@ -31,6 +31,7 @@
 //! | --- | --- |
 //! | [`spawn`], [`Builder`], [`JoinHandle`], [`scope`] | coroutines shaped like `std::thread` |
 //! | [`yield_now`], [`sleep`], [`sleep_until`] | giving way and waiting, without blocking the worker |
+//! | [`time`] | sleeping, [`Interval`](time::Interval)s with a missed-tick policy, deadline scopes ([`time::timeout`]) for socket calls |
 //! | [`park`], [`park_timeout`], [`Unparker`], [`unparker`] | the primitive every blocking call is built on, for your own |
 //! | [`current`], [`Coroutine`], [`coroutine_local!`] | identity and coroutine-local storage |
 //! | [`Runtime`], [`runtime`] | worker pools, the default runtime, shutdown, snapshots |
@@ -84,7 +85,7 @@ mod scheduler;
 mod stack;
 pub mod sync;
 mod sys;
-mod time;
+pub mod time;
 
 pub use coroutine::{
     AccessError, Builder, Cancelled, Coroutine, CoroutineId, JoinHandle, LocalKey, Scope,

@@ -16,6 +16,7 @@ pub mod server;
 pub mod skynet;
 pub mod spawn_join;
 pub mod tcp_echo;
+pub mod timers;
 pub mod r#yield;
 
 use std::fmt;
@@ -43,6 +44,8 @@ pub enum Workload {
     ChanPingpong,
     /// Many units incrementing one integer under one mutex.
     Mutex,
+    /// Many units each sleeping 1–100 ms: how late they wake.
+    Timers,
     /// An echo server under the shared load generator's 1,000 connections.
     TcpEcho,
     /// An HTTP/1.1 keep-alive server answering `GET /`, under wrk.
@@ -63,6 +66,7 @@ impl Workload {
             Workload::Skynet => "skynet",
             Workload::ChanPingpong => "chan_pingpong",
             Workload::Mutex => "mutex",
+            Workload::Timers => "timers",
             Workload::TcpEcho => "tcp_echo",
             Workload::HttpHello => "http_hello",
             Workload::IdleConns => "idle_conns",
@@ -271,6 +275,7 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
         Workload::Skynet => skynet::run(args, emit),
         Workload::ChanPingpong => chan_pingpong::run(args, emit),
         Workload::Mutex => mutex::run(args, emit),
+        Workload::Timers => timers::run(args, emit),
         Workload::TcpEcho => tcp_echo::run(args, emit),
         Workload::HttpHello => http_hello::run(args, emit),
         Workload::IdleConns => idle_conns::run(args, emit),

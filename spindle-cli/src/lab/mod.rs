@@ -16,7 +16,9 @@
 //! the count, which the row then says). The lock rows take the unit's own
 //! kind of mutex (spindle's, std's, a process-shared pthread mutex), the
 //! hand-off rows pass a token over its own kind of channel (spindle's
-//! rendezvous channel, std's `sync_channel(0)`, a pipe).
+//! rendezvous channel, std's `sync_channel(0)`, a pipe). The wake-up rows
+//! put thousands of units to sleep for 1–100 ms each and show how late
+//! the 99th percentile woke.
 
 mod row;
 
@@ -30,7 +32,7 @@ use crate::bench::chan_pingpong::{self, Peer};
 use crate::bench::os::Pinned;
 use crate::bench::{
     BenchArgs, BenchError, System, Workload, idle_conns, idle_memory, in_child, median_of, mutex,
-    per, runtime, spawn_join, value_of, r#yield,
+    per, runtime, spawn_join, timers, value_of, r#yield,
 };
 use row::{Kind, Row, Textbook};
 
@@ -153,6 +155,30 @@ fn pinned<T>(f: impl FnOnce() -> Result<T, BenchError>) -> Result<T, BenchError>
     f()
 }
 
+/// A timer row: the median over [`LAB_REPS`] repetitions of the 99th
+/// percentile of how late `n` units sleeping 1–100 ms woke (`spindle bench
+/// timers`, which reports the same figure in µs as `p99_late_us`).
+fn late(
+    unit: &'static str,
+    how: String,
+    n: u64,
+    measure: impl FnOnce() -> Result<Vec<timers::Lateness>, BenchError> + 'static,
+) -> Step {
+    Step {
+        cost: "wake from sleep (p99 late)",
+        unit,
+        how,
+        metric: "p99_late_ns",
+        n,
+        kind: Kind::Time,
+        textbook: None,
+        measure: Box::new(move || {
+            let reps = measure()?;
+            Ok(timers::median_by(&reps, |r| r.p99).as_nanos() as f64)
+        }),
+    }
+}
+
 /// The lab's rows, in the order they are measured and shown.
 fn steps() -> Vec<Step> {
     const SWITCHES_CO: u64 = 200_000;
@@ -166,6 +192,8 @@ fn steps() -> Vec<Step> {
     const LOCKS: u64 = mutex::LOCKS_PER_UNIT;
     const HANDOFF_CO: u64 = 100_000;
     const HANDOFF_OS: u64 = 10_000;
+    const SLEEPERS_CO: u64 = 10_000;
+    const SLEEPERS_OS: u64 = 1_000;
     vec![
         timed(
             "create+join",
@@ -321,6 +349,21 @@ fn steps() -> Vec<Step> {
             HANDOFF_OS,
             None,
             || pinned(|| median_of(LAB_REPS, || chan_pingpong::pipes(HANDOFF_OS, Peer::Process))),
+        ),
+        late(
+            "coroutine",
+            format!("{SLEEPERS_CO} spindle::time::sleep of 1–100 ms, 1 worker"),
+            SLEEPERS_CO,
+            || {
+                runtime(1)?
+                    .block_on(|| timers::repeat(LAB_REPS, || timers::coroutines(SLEEPERS_CO)))
+            },
+        ),
+        late(
+            "thread",
+            format!("{SLEEPERS_OS} std::thread::sleep of 1–100 ms, 1 CPU"),
+            SLEEPERS_OS,
+            || pinned(|| timers::repeat(LAB_REPS, || timers::threads(SLEEPERS_OS))),
         ),
     ]
 }

@@ -129,6 +129,27 @@ impl<T: 'static> LocalKey<T> {
             .expect("coroutine-local key type mismatch");
         Ok(f(value))
     }
+
+    /// Calls `f` with this coroutine's (or thread's) value if one was
+    /// created already, and returns `None` without creating one otherwise
+    /// (also on a thread that is exiting). For hot paths that only read a
+    /// value most coroutines never set, such as the deadline scope every
+    /// socket call consults (`time::current_deadline`).
+    pub(crate) fn with_existing<R>(&'static self, f: impl FnOnce(&T) -> R) -> Option<R> {
+        let key = self as *const LocalKey<T> as usize;
+        let map: *const LocalMap = match worker::current_task() {
+            // SAFETY: invariant 1: the running coroutine owns its map.
+            Some(h) => unsafe { &raw const (*h.as_ref().run.get()).locals },
+            None => THREAD_MAP.try_with(|m| m.get().cast_const()).ok()?,
+        };
+        // SAFETY: invariant 1; the shared borrow ends before `f` runs.
+        let ptr = unsafe { (*map).get(key) }?;
+        // SAFETY: invariant 2, as in `try_with`.
+        let value = unsafe { &*ptr }
+            .downcast_ref::<T>()
+            .expect("coroutine-local key type mismatch");
+        Some(f(value))
+    }
 }
 
 impl<T: 'static> fmt::Debug for LocalKey<T> {

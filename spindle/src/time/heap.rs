@@ -20,9 +20,45 @@
 //! until its deadline passes and [`TimerHeap::pop_expired`] hands it back;
 //! the runtime keeps a generation number in the value `T` and drops entries
 //! whose generation is stale. This keeps the heap free of back-pointers
-//! (no index stored in the coroutine, no fix-up on every move) at the price
-//! of a stale entry occupying its slot until its deadline: memory is bounded
-//! by the number of timers armed and not yet expired, cancelled or not.
+//! (no index stored in the coroutine, no fix-up on every move), and makes
+//! cancelling O(1): the canceller does nothing at all.
+//!
+//! # Compaction: stale entries do not pile up
+//!
+//! Left alone, a stale entry occupies its slot (and keeps its value, a
+//! reference to the coroutine's task block) until its deadline. With long
+//! timeouts that are nearly always cancelled early, the common shape of a
+//! `recv_timeout(60 s)` loop on a busy channel, the heap would grow with
+//! the number of *cancellations* per timeout, not with the number of
+//! pending timers: a million cancelled 60 s timeouts per second is sixty
+//! million entries. So the heap can drop its stale entries in bulk
+//! ([`TimerHeap::compact`], given a predicate that recognises them):
+//!
+//! 1. **When.** After a push, once the heap has grown by half since it
+//!    was last looked at ([`TimerHeap::compaction_due`], one comparison);
+//!    and on an idle worker, at most once a second
+//!    ([`TimerHeap::compaction_due_idle`]), for stale entries that pushes
+//!    no longer reveal (a million sleepers woken early, then nothing). Never
+//!    below `COMPACT_MIN` entries.
+//! 2. **Whether.** It samples `SAMPLES` (16) entries at pseudo-random
+//!    positions (different ones each time) and compacts only if a quarter
+//!    or more are stale. A heap of live timers, even a growing one, is
+//!    never scanned: a check costs 16 predicate calls.
+//! 3. **How.** One pass moves the stale values out (into a vector the
+//!    caller drops after releasing its borrow of the heap: dropping a value
+//!    may free a task) and Floyd's bottom-up heapify restores the order,
+//!    O(n) together.
+//!
+//! So memory stays proportional to the number of pending timers: after
+//! a check the heap holds at most 1.5 times what it held then, and a check
+//! that finds a quarter stale brings it down to the live ones. The time is
+//! amortised O(1) per push: a scan of n entries follows at least n/3
+//! pushes since the last check. (Redis expires keys by the same kind of
+//! sampling: look at a few, sweep only when many of them are dead.)
+//!
+//! The owner makes the two checks: the worker, in `fire_timers` (after a
+//! push shows up there) and before it sleeps. Until `scheduler/worker.rs`
+//! calls them, stale entries still leave only at their deadlines.
 //!
 //! # Why 4-ary
 //!
@@ -41,6 +77,17 @@
 //! Go's runtime uses a 4-ary heap for its per-P timers for the same reasons
 //! (`src/runtime/time.go`, `siftupTimer` and `siftdownTimer`).
 //!
+//! # Why not a timing wheel
+//!
+//! A hierarchical timing wheel (tokio's, the Linux kernel's) arms and
+//! cancels in O(1), but rounds every deadline to its slot (tokio's finest
+//! slot is 1 ms), knows the earliest deadline only to a slot, and
+//! re-files entries as they move to finer levels. The worker needs the
+//! exact earliest deadline as its sleep's timeout, cancellation is already
+//! O(1) here (lazy), and at a million pending timers a push or pop walks
+//! ten levels: O(log n) is cheap enough that the wheel's rounding buys
+//! nothing.
+//!
 //! # Complexity
 //!
 //! | operation | cost |
@@ -49,16 +96,28 @@
 //! | [`peek_deadline`](TimerHeap::peek_deadline) | O(1) |
 //! | [`pop_expired`](TimerHeap::pop_expired) | O(1) when nothing has expired, else O(log4 n) moves and at most 4 comparisons per level |
 //! | [`len`](TimerHeap::len), [`is_empty`](TimerHeap::is_empty) | O(1) |
+//! | [`compaction_due`](TimerHeap::compaction_due), [`compaction_due_idle`](TimerHeap::compaction_due_idle) | O(1) |
+//! | [`compact`](TimerHeap::compact) | 16 predicate calls; when a quarter of those are stale, O(n) (amortised O(1) per push) |
 //!
-//! The backing `Vec` never shrinks: a worker's heap settles at the size of
-//! its busiest moment, and shrinking would only trade memory for
-//! reallocations on the next burst.
+//! The backing `Vec` shrinks only in [`compact`](TimerHeap::compact), and
+//! only when it holds less than a quarter of its capacity: a worker's heap
+//! otherwise settles at the size of its busiest moment, and shrinking
+//! would only trade memory for reallocations on the next burst.
 
 use std::cmp::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Number of children per node.
 const ARITY: usize = 4;
+/// Heaps smaller than this are never compacted: their stale entries cost
+/// at most this many slots (32 bytes each for a word-sized value).
+const COMPACT_MIN: usize = 4096;
+/// Entries sampled to estimate the share of stale ones.
+const SAMPLES: usize = 16;
+/// Compact when at least this many samples are stale: a quarter.
+const STALE_SAMPLES: usize = SAMPLES / 4;
+/// An idle worker samples a heap again after this long at the earliest.
+const IDLE_RECHECK: Duration = Duration::from_secs(1);
 
 /// A 4-ary min-heap of `(deadline, value)` pairs, earliest deadline first,
 /// ties in insertion order.
@@ -72,6 +131,14 @@ pub(crate) struct TimerHeap<T> {
     entries: Vec<Entry<T>>,
     /// The sequence number the next [`push`](Self::push) will use.
     next_seq: u64,
+    /// The length at which [`compaction_due`](Self::compaction_due)
+    /// becomes true: half again the length after the last check.
+    check_at: usize,
+    /// When [`compact`](Self::compact) last sampled the heap.
+    checked: Option<Instant>,
+    /// How many times [`compact`](Self::compact) sampled the heap: moves
+    /// the sample's positions even when no push happened in between.
+    samples_taken: u64,
 }
 
 /// One armed timer.
@@ -105,6 +172,9 @@ impl<T> TimerHeap<T> {
         Self {
             entries: Vec::new(),
             next_seq: 0,
+            check_at: COMPACT_MIN,
+            checked: None,
+            samples_taken: 0,
         }
     }
 
@@ -166,6 +236,116 @@ impl<T> TimerHeap<T> {
     /// Whether the heap holds no entries at all.
     pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+
+    /// Whether [`compact`](Self::compact) should look at the heap after a
+    /// push: it grew by half since the last look (and holds at least
+    /// `COMPACT_MIN` entries).
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "until scheduler/worker.rs calls it")
+    )]
+    pub(crate) fn compaction_due(&self) -> bool {
+        self.entries.len() >= self.check_at
+    }
+
+    /// Whether an idle worker should have [`compact`](Self::compact) look
+    /// at the heap: it holds at least `COMPACT_MIN` entries and was not
+    /// looked at in the last second. Catches stale entries that no push
+    /// reveals (timers cancelled after the heap stopped growing).
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "until scheduler/worker.rs calls it")
+    )]
+    pub(crate) fn compaction_due_idle(&self, now: Instant) -> bool {
+        self.entries.len() >= COMPACT_MIN
+            && self
+                .checked
+                .is_none_or(|at| now.saturating_duration_since(at) >= IDLE_RECHECK)
+    }
+
+    /// Looks at `SAMPLES` entries at pseudo-random positions and, if a quarter
+    /// or more of them are stale, removes every entry whose value
+    /// `is_stale` says is, moving those values into `removed`, and restores
+    /// the heap order. Returns how many were removed (0 when the sample
+    /// says the heap is mostly live).
+    ///
+    /// The values are handed out rather than dropped so the caller can
+    /// drop them after releasing its borrow of the heap: dropping the
+    /// runtime's timer value may free a task, and that must not re-enter
+    /// the heap. `is_stale` must not panic (the heap would be left out of
+    /// order); it is called at most once per entry plus `SAMPLES` times.
+    ///
+    /// The relative order of the entries that stay is unchanged: `seq`
+    /// still breaks ties between equal deadlines.
+    #[cfg_attr(
+        not(test),
+        allow(dead_code, reason = "until scheduler/worker.rs calls it")
+    )]
+    pub(crate) fn compact(
+        &mut self,
+        now: Instant,
+        mut is_stale: impl FnMut(&T) -> bool,
+        removed: &mut Vec<T>,
+    ) -> usize {
+        self.checked = Some(now);
+        self.samples_taken += 1;
+        let len = self.entries.len();
+        let stale_samples = if len < SAMPLES {
+            // Tiny heaps (only reachable by calling this directly): look
+            // at everything.
+            self.entries.iter().filter(|e| is_stale(&e.value)).count() * SAMPLES / len.max(1)
+        } else {
+            // Pseudo-random positions (a splitmix64 stream seeded by the
+            // push and check counters), so no pattern in the layout (leaves
+            // sit roughly in push order) lines up with the sample, and
+            // repeated checks of an unchanged heap look at other entries.
+            let mut seed = self
+                .next_seq
+                .wrapping_add(self.samples_taken.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            (0..SAMPLES)
+                .filter(|_| {
+                    seed = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                    let mut z = seed;
+                    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                    z ^= z >> 31;
+                    is_stale(&self.entries[(z % len as u64) as usize].value)
+                })
+                .count()
+        };
+        let mut count = 0;
+        if stale_samples >= STALE_SAMPLES {
+            let mut i = 0;
+            while i < self.entries.len() {
+                if is_stale(&self.entries[i].value) {
+                    // The last entry moves into slot `i`: look at it next.
+                    removed.push(self.entries.swap_remove(i).value);
+                    count += 1;
+                } else {
+                    i += 1;
+                }
+            }
+            self.heapify();
+            if self.entries.len() < self.entries.capacity() / 4 {
+                self.entries.shrink_to(self.entries.len() * 2);
+            }
+        }
+        self.check_at = COMPACT_MIN.max(self.entries.len() + self.entries.len() / 2);
+        count
+    }
+
+    /// Restores the heap order of the whole array: Floyd's bottom-up
+    /// construction, sifting down every parent from the last one to the
+    /// root, O(n) in all.
+    fn heapify(&mut self) {
+        let len = self.entries.len();
+        if len < 2 {
+            return;
+        }
+        for index in (0..=(len - 2) / ARITY).rev() {
+            self.sift_down(index);
+        }
     }
 
     /// Restores the heap order after the entry at `index` may have become
@@ -430,6 +610,166 @@ mod tests {
                 model.keys().next().map(|&(nanos, _)| at(base, nanos))
             );
         }
+        assert_heap_order(&heap);
+    }
+
+    /// Pushes `n` entries with random deadlines and values `0..n`.
+    fn random_heap(n: u32, seed: u64) -> (Instant, TimerHeap<u32>) {
+        let base = Instant::now();
+        let mut rng = XorShift::new(seed);
+        let mut heap = TimerHeap::new();
+        for value in 0..n {
+            heap.push(at(base, rng.below(50_000)), value);
+        }
+        (base, heap)
+    }
+
+    #[test]
+    fn compaction_removes_exactly_the_stale_entries_and_keeps_the_order() {
+        let (base, mut heap) = random_heap(10_000, 0x1234_5678);
+        // What the heap would pop without compaction, minus the stale ones.
+        let mut reference = TimerHeap::new();
+        for entry in &heap.entries {
+            reference.entries.push(super::Entry {
+                deadline: entry.deadline,
+                seq: entry.seq,
+                value: entry.value,
+            });
+        }
+        let is_stale = |v: &u32| v % 3 != 0;
+        assert!(heap.compaction_due());
+        let mut removed = Vec::new();
+        let n = heap.compact(base, is_stale, &mut removed);
+        assert_eq!(n, removed.len());
+        removed.sort_unstable();
+        assert_eq!(removed, (0..10_000).filter(is_stale).collect::<Vec<_>>());
+        assert_eq!(heap.len(), 10_000 - n);
+        assert_heap_order(&heap);
+        assert!(!heap.compaction_due(), "{} entries left", heap.len());
+
+        let far = at(base, 100_000);
+        while let Some((deadline, value)) = reference.pop_expired(far) {
+            if !is_stale(&value) {
+                assert_eq!(heap.pop_expired(far), Some((deadline, value)));
+            }
+        }
+        assert!(heap.is_empty());
+    }
+
+    #[test]
+    fn a_live_heap_is_sampled_not_scanned() {
+        let (base, mut heap) = random_heap(100_000, 0xDEAD_BEEF);
+        let mut calls = 0;
+        let mut removed = Vec::new();
+        let n = heap.compact(
+            base,
+            |_| {
+                calls += 1;
+                false
+            },
+            &mut removed,
+        );
+        assert_eq!((n, calls), (0, super::SAMPLES));
+        assert_eq!(heap.len(), 100_000);
+        assert!(!heap.compaction_due());
+    }
+
+    /// A thousand "coroutines" each re-arm a timer over and over (each
+    /// re-arm cancels the previous one), the worker compacting when told
+    /// to: the heap stays near its minimum size instead of growing with
+    /// the number of cancellations, and the predicate calls stay a
+    /// constant number per push.
+    #[test]
+    fn cancelled_timers_do_not_pile_up() {
+        const UNITS: usize = 1_000;
+        const PUSHES: u64 = 1_000_000;
+        let base = Instant::now();
+        let mut rng = XorShift::new(0x5EED);
+        let mut generation = vec![0u64; UNITS];
+        let mut heap = TimerHeap::new();
+        let mut removed = Vec::new();
+        let (mut calls, mut max_len) = (0u64, 0);
+        for _ in 0..PUSHES {
+            let unit = rng.below(UNITS as u64) as usize;
+            generation[unit] += 1;
+            // Far in the future: nothing ever expires, as with 60 s
+            // timeouts cancelled within microseconds.
+            heap.push(
+                at(base, 1_000_000 + rng.below(1_000)),
+                (unit, generation[unit]),
+            );
+            if heap.compaction_due() {
+                heap.compact(
+                    base,
+                    |&(unit, g)| {
+                        calls += 1;
+                        generation[unit] != g
+                    },
+                    &mut removed,
+                );
+                removed.clear();
+            }
+            max_len = max_len.max(heap.len());
+        }
+        assert!(max_len <= super::COMPACT_MIN, "grew to {max_len}");
+        assert!(calls <= 3 * PUSHES, "{calls} predicate calls");
+        assert_heap_order(&heap);
+        // Every unit's latest timer is still there.
+        let mut live: Vec<_> = std::iter::from_fn(|| heap.pop_expired(at(base, 2_000_000)))
+            .map(|(_, v)| v)
+            .filter(|&(unit, g)| generation[unit] == g)
+            .collect();
+        live.sort_unstable();
+        assert_eq!(
+            live,
+            (0..UNITS).map(|u| (u, generation[u])).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_growing_live_heap_costs_a_few_samples() {
+        let base = Instant::now();
+        let mut heap = TimerHeap::new();
+        let (mut calls, mut checks) = (0, 0);
+        let mut removed = Vec::new();
+        for value in 0..1_000_000u64 {
+            heap.push(at(base, value % 977), value);
+            if heap.compaction_due() {
+                checks += 1;
+                heap.compact(
+                    base,
+                    |_| {
+                        calls += 1;
+                        false
+                    },
+                    &mut removed,
+                );
+            }
+        }
+        assert!(removed.is_empty());
+        assert_eq!(heap.len(), 1_000_000);
+        // Once per growth by half from 4096: log1.5(1e6 / 4096) < 15.
+        assert!(checks <= 15, "{checks} checks");
+        assert_eq!(calls, checks * super::SAMPLES);
+    }
+
+    #[test]
+    fn idle_checks_wait_for_size_and_a_second() {
+        let (base, mut heap) = random_heap(100, 7);
+        assert!(!heap.compaction_due_idle(base), "too small to bother");
+        let (base, mut big) = random_heap(5_000, 7);
+        assert!(big.compaction_due_idle(base), "never looked at");
+        let mut removed = Vec::new();
+        assert_eq!(big.compact(base, |_| false, &mut removed), 0);
+        assert!(!big.compaction_due_idle(base + Duration::from_millis(999)));
+        assert!(big.compaction_due_idle(base + Duration::from_secs(1)));
+        // Everything stale: all of it goes, and the memory with it.
+        let later = base + Duration::from_secs(1);
+        assert_eq!(big.compact(later, |_| true, &mut removed), 5_000);
+        assert!(big.is_empty() && big.entries.capacity() <= 1);
+        assert!(!big.compaction_due_idle(later));
+        // A small heap can still be compacted directly.
+        assert_eq!(heap.compact(base, |v| v % 2 == 0, &mut removed), 50);
         assert_heap_order(&heap);
     }
 
