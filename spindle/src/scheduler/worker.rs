@@ -39,6 +39,13 @@ use crate::time::heap::TimerHeap;
 const GLOBAL_INTERVAL: u32 = 61;
 /// How many times in a row the `next` slot may be taken.
 const MAX_NEXT_STREAK: u32 = 3;
+/// How many timer wake-ups may run in a row before one pick from `ready`
+/// or `fresh`.
+const MAX_TIMED_STREAK: u32 = 32;
+/// `epoll_wait` takes whole milliseconds and mio rounds a timeout up: an
+/// idle worker driving the reactor wakes this much before its next timer
+/// and waits the rest on the futex, whose timeout is in nanoseconds.
+const EPOLL_GRAIN: Duration = Duration::from_millis(1);
 /// Search rounds (with growing pauses, ~2 µs in all) before sleeping.
 const SPIN_ROUNDS: u32 = 3;
 /// One resume in this many is timed for run-time accounting.
@@ -48,6 +55,16 @@ const RUN_TIME_SAMPLE: u64 = 16;
 pub(crate) struct Timer {
     task: TaskRef,
     generation: u64,
+}
+
+impl Timer {
+    /// Whether firing this timer would do nothing: its coroutine parked
+    /// again since (its generation moved on) or finished.
+    fn is_stale(&self) -> bool {
+        let h = self.task.header();
+        h.park_gen.load(Ordering::Relaxed) != self.generation
+            || State::lifecycle(h.state.load_relaxed()) == DONE
+    }
 }
 
 /// A worker's own state.
@@ -62,6 +79,13 @@ pub(crate) struct Context {
     next: Cell<Option<TaskRef>>,
     fresh: Deque<TaskRef>,
     timers: RefCell<TimerHeap<Timer>>,
+    /// Coroutines woken by their timer, in deadline order. They run before
+    /// `ready` and `fresh` (at most `MAX_TIMED_STREAK` in a row): a timer
+    /// is a promise about time, and a worker saturated by new coroutines
+    /// must not make every sleeper late (README, protocol 5).
+    timed: RefCell<VecDeque<TaskRef>>,
+    /// Picks from `timed` in a row.
+    timed_streak: Cell<u32>,
     pool: RefCell<LocalPool>,
     tick: Cell<u32>,
     /// Ticks until the next injector-and-timers check (a countdown from
@@ -138,6 +162,8 @@ impl Context {
             next: Cell::new(None),
             fresh,
             timers: RefCell::new(TimerHeap::new()),
+            timed: RefCell::new(VecDeque::new()),
+            timed_streak: Cell::new(0),
             pool: RefCell::new(pool),
             tick: Cell::new(0),
             until_global: Cell::new(GLOBAL_INTERVAL),
@@ -288,6 +314,16 @@ impl Context {
             self.ready().push_back(t);
         }
         self.next_streak.set(0);
+        // Timer wake-ups first, but at most MAX_TIMED_STREAK in a row, so
+        // a flood of expiring timers cannot starve the other queues.
+        let timed_streak = self.timed_streak.get();
+        if timed_streak < MAX_TIMED_STREAK {
+            if let Some(t) = self.timed.borrow_mut().pop_front() {
+                self.timed_streak.set(timed_streak + 1);
+                return Some(t);
+            }
+        }
+        self.timed_streak.set(0);
         let local = if tick & 1 == 0 {
             self.ready().pop_front().or_else(|| self.pop_fresh())
         } else {
@@ -299,10 +335,9 @@ impl Context {
         if let Some(t) = self.pop_injector() {
             return Some(t);
         }
-        if self.fire_timers() {
-            return self.next.take().or_else(|| self.ready().pop_front());
-        }
-        None
+        // Also what a streak cut left in `timed`: nothing else is queued.
+        self.fire_timers();
+        self.timed.borrow_mut().pop_front()
     }
 
     /// Pops the newest new coroutine, skipping the deque when the hint
@@ -341,10 +376,28 @@ impl Context {
         let mut fired = false;
         while let Some((_, t)) = timers.pop_expired(now) {
             let h = t.task.header();
-            if h.park_gen.load(Ordering::Relaxed) == t.generation {
+            if h.park_gen.load(Ordering::Relaxed) == t.generation
+                && h.state.unpark() == crate::park::state::Wake::Schedule
+            {
                 fired = true;
-                crate::park::unpark_task(&t.task);
+                // Its timer is here, so it parked here: this is its worker
+                // (a migratable one makes it so).
+                h.worker.store(self.index, Ordering::Relaxed);
+                // SAFETY: PARKED → QUEUED by us: we own the reference the
+                // parked coroutine kept (see `resume`).
+                self.timed
+                    .borrow_mut()
+                    .push_back(unsafe { TaskRef::adopt(t.task.as_ptr()) });
             }
+        }
+        // Cancelled timers must not pile up (time/heap.rs, "Compaction"):
+        // O(1) unless the heap grew by half since the last look.
+        if timers.compaction_due() {
+            let mut stale = Vec::new();
+            timers.compact(now, Timer::is_stale, &mut stale);
+            // Dropping may free tasks: not under the heap's borrow.
+            drop(timers);
+            drop(stale);
         }
         fired
     }
@@ -587,6 +640,18 @@ impl Context {
 
     /// Sleeps on the futex until woken or until the next timer is due.
     fn sleep(&self) {
+        // Idle: a good time to drop cancelled timers that no push would
+        // reveal (time/heap.rs, "Compaction"); at most once a second.
+        let now = Instant::now();
+        let mut timers = self.timers.borrow_mut();
+        if timers.compaction_due_idle(now) {
+            let mut stale = Vec::new();
+            timers.compact(now, Timer::is_stale, &mut stale);
+            drop(timers);
+            drop(stale);
+        } else {
+            drop(timers);
+        }
         let shared = &self.shared;
         let remote = &shared.remotes[self.index];
         // Publish SLEEPING, register, then re-check (README, protocol 2).
@@ -607,7 +672,10 @@ impl Context {
             // the reactor's waker) instead of on the futex.
             remote.polling.store(true, Ordering::SeqCst);
             let woken_first = remote.sleep.load(Ordering::SeqCst) != SLEEPING;
-            if woken_first || !shared.reactor.poll(timeout) {
+            // A timer due within EPOLL_GRAIN is waited for on the futex
+            // alone; a later one ends the epoll wait EPOLL_GRAIN early.
+            let precise = timeout.is_some_and(|t| t < EPOLL_GRAIN);
+            if woken_first || precise || !shared.reactor.poll(timeout.map(|t| t - EPOLL_GRAIN)) {
                 remote.polling.store(false, Ordering::SeqCst);
                 if !woken_first {
                     futex::wait(&remote.sleep, SLEEPING, timeout);
