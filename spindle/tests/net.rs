@@ -1015,3 +1015,24 @@ fn slow_client_holds_only_its_own_coroutine() {
         server.join().unwrap();
     });
 }
+
+/// `spindle::time::timeout` bounds socket calls inside it (the
+/// `current_deadline` docs): a read that would wait forever fails with
+/// `TimedOut` once the scope's deadline passes.
+#[test]
+fn deadline_scope_bounds_socket_reads() {
+    common::each_mode(LIMIT, |_| {
+        let listener = spindle::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = spindle::net::TcpStream::connect(addr).unwrap();
+        let (_server, _) = listener.accept().unwrap();
+        let start = std::time::Instant::now();
+        let err = spindle::time::timeout(Duration::from_millis(20), || {
+            let mut buf = [0u8; 8];
+            std::io::Read::read(&mut &client, &mut buf)
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+        assert!(start.elapsed() >= Duration::from_millis(20));
+    });
+}

@@ -64,7 +64,13 @@ impl Registration {
         timeout: Option<Duration>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
-        let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+        // The socket's own timeout, or an enclosing `time::timeout` scope,
+        // whichever ends first.
+        let own = timeout.and_then(|t| Instant::now().checked_add(t));
+        let deadline = match (own, crate::time::current_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         if park::current_coroutine().is_none() {
             return loop {
                 match op() {
