@@ -99,47 +99,6 @@ impl Registration {
         }
     }
 
-    /// [`io`](Self::io) for a read into a buffer of `len` bytes: a read
-    /// that comes back short (`0 < n < len`) drained the socket, so the
-    /// next read parks until the next readiness event without first
-    /// making a system call that could only fail with `EAGAIN`.
-    pub(crate) fn read(
-        &self,
-        fd: RawFd,
-        timeout: Option<Duration>,
-        len: usize,
-        mut op: impl FnMut() -> io::Result<usize>,
-    ) -> io::Result<usize> {
-        if park::current_coroutine().is_none() {
-            return self.io(fd, Dir::Read, timeout, op);
-        }
-        let own = timeout.and_then(|t| Instant::now().checked_add(t));
-        let deadline = match (own, crate::time::current_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let reg = self.get(fd)?;
-        let side = &reg.io.read;
-        loop {
-            let seen = side.seen();
-            if side.is_drained(seen) {
-                side.wait(seen, WaitReason::IoRead, deadline)?;
-                continue;
-            }
-            match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    side.wait(seen, WaitReason::IoRead, deadline)?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Ok(n) if n > 0 && n < len => {
-                    side.set_drained(seen);
-                    return Ok(n);
-                }
-                r => return r,
-            }
-        }
-    }
-
     /// The registration with the calling coroutine's runtime, made now if
     /// this is the socket's first wait.
     fn get(&self, fd: RawFd) -> io::Result<&Reg> {

@@ -154,9 +154,6 @@ impl Reactor {
             // `retired`, or in the list taken above, which outlives this
             // loop): see the module docs.
             let io = unsafe { &*(event.token().0 as *const ScheduledIo) };
-            if event.is_read_closed() || event.is_error() {
-                io.read.closed.store(true, Ordering::Relaxed);
-            }
             if event.is_readable() || event.is_read_closed() || event.is_error() {
                 io.read.wake();
             }
@@ -204,14 +201,6 @@ pub(crate) struct ScheduledIo {
 pub(crate) struct Direction {
     /// Bumped (under `waiters`' lock) by every event for this side.
     events: AtomicU64,
-    /// The event count at which a read came back short (the socket was
-    /// drained then): until the count moves, another read would only
-    /// return `EAGAIN`, so the reader may park without trying it (tokio's
-    /// "clear readiness on a short read"). `u64::MAX`: unknown.
-    drained: AtomicU64,
-    /// The peer closed this side (or the socket failed): a read returns
-    /// at once from now on, so a short read says nothing about the next.
-    closed: AtomicBool,
     waiters: RawLock<WaitList>,
 }
 
@@ -219,8 +208,6 @@ impl Default for Direction {
     fn default() -> Self {
         Direction {
             events: AtomicU64::new(0),
-            drained: AtomicU64::new(u64::MAX),
-            closed: AtomicBool::new(false),
             waiters: RawLock::new(WaitList::new()),
         }
     }
@@ -230,22 +217,6 @@ impl Direction {
     /// The event count, read before trying a system call.
     pub(crate) fn seen(&self) -> u64 {
         self.events.load(Ordering::Acquire)
-    }
-
-    /// Notes that a read started at event count `seen` drained the socket.
-    pub(crate) fn set_drained(&self, seen: u64) {
-        if !self.closed.load(Ordering::Relaxed) {
-            self.drained.store(seen, Ordering::Relaxed);
-        }
-    }
-
-    /// Whether the socket is known to have been drained since the last
-    /// event (as of event count `seen`).
-    pub(crate) fn is_drained(&self, seen: u64) -> bool {
-        // The close flag is set before the event count moves (Release in
-        // `wake`, Acquire in `seen`), so a close counted in `seen` is seen
-        // here.
-        self.drained.load(Ordering::Relaxed) == seen && !self.closed.load(Ordering::Relaxed)
     }
 
     /// Records an event and wakes every waiter.

@@ -203,24 +203,6 @@ impl<S: AsFd> Evented<S> {
         self.io(Dir::Read, self.opts.read_timeout.get(), op)
     }
 
-    /// [`read`](Self::read) into a buffer of `len` bytes (`op` returns
-    /// the count read): after a short read, the next one waits for
-    /// readiness without a system call first (see `Registration::read`).
-    pub(crate) fn read_len(
-        &self,
-        len: usize,
-        mut op: impl FnMut(&S) -> io::Result<usize>,
-    ) -> io::Result<usize> {
-        if self.is_nonblocking() {
-            return op(&self.sock);
-        }
-        self.reg
-            .reg
-            .read(self.reg.fd, self.opts.read_timeout.get(), len, || {
-                op(&self.sock)
-            })
-    }
-
     /// Runs `op` until it does not fail with `WouldBlock`, waiting for
     /// writability in between, for at most the write timeout.
     pub(crate) fn write<R>(&self, op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {

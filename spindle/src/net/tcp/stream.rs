@@ -253,7 +253,7 @@ socket_conversions!(TcpStream, std::net::TcpStream);
 
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_len(buf.len(), |mut s| s.read(buf))
+        self.inner.read(|mut s| s.read(buf))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {

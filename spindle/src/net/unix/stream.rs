@@ -196,7 +196,7 @@ socket_conversions!(UnixStream, std::os::unix::net::UnixStream);
 
 impl Read for &UnixStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_len(buf.len(), |mut s| s.read(buf))
+        self.inner.read(|mut s| s.read(buf))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
