@@ -30,12 +30,11 @@
 
 use std::cell::UnsafeCell;
 use std::collections::VecDeque;
-use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use crate::loom::{AtomicUsize, Ordering, RawGuard, RawLock, raw_lock};
-use crate::park::{self, WaitReason};
-use crate::sync::wait::{Claim, Node, WaitList, Waiter, Woken};
+use crate::park::WaitReason;
+use crate::sync::wait::{Claim, Node, WaitList, wait_in};
 
 /// Why an operation did not complete (the value, if any, goes back to the
 /// caller inside the public error types).
@@ -206,36 +205,35 @@ impl<T> Chan<T> {
     #[inline(never)]
     fn send_slow(
         &self,
-        mut st: RawGuard<'_, State<T>>,
+        st: RawGuard<'_, State<T>>,
         v: T,
         deadline: Option<Instant>,
     ) -> Result<(), (T, Fail)> {
+        // The slot outlives the wait: a claiming receiver takes the value
+        // from it before the claim finishes (wait-queue invariant 3).
         let slot: Slot<T> = UnsafeCell::new(Some(v));
-        let waiter = pin!(Waiter::new());
-        let node = pin!(Node::new(&waiter, 0, slot.get() as usize));
-        // SAFETY: wait-queue invariants 1 and 4: `node` (and the slot it
-        // points to) stay pinned on this stack until we return, and we
-        // unlink it below unless the claiming waker popped it.
-        unsafe { st.senders.push_back(&node) };
-        drop(st);
-        let woken = waiter.wait(WaitReason::ChannelSend, deadline);
-        if let Woken::Token(_) = woken {
-            // Claimed: the receiver took the value, or disconnection left
-            // it for us.
-            return match slot.into_inner() {
-                None => Ok(()),
-                Some(v) => Err((v, Fail::Disconnected)),
-            };
+        let claimed = wait_in(
+            st,
+            |st| &mut st.senders,
+            slot.get() as usize,
+            WaitReason::ChannelSend,
+            deadline,
+            0,
+            |node| {
+                self.lock().senders.remove(node);
+            },
+        );
+        match (claimed, slot.into_inner()) {
+            // Claimed: the receiver took the value.
+            (Some(_), None) => Ok(()),
+            // Claimed by disconnection, which leaves the value.
+            (Some(_), Some(v)) => Err((v, Fail::Disconnected)),
+            // Gave up, so nobody claimed us: the value is still ours.
+            (None, v) => Err((
+                v.expect("an aborted sender keeps its value"),
+                Fail::NotReady,
+            )),
         }
-        self.lock().senders.remove(&node);
-        if woken == Woken::Cancelled {
-            park::cancellation_point();
-        }
-        // Aborted, so nobody claimed us: the value is still ours.
-        let v = slot
-            .into_inner()
-            .expect("an aborted sender keeps its value");
-        Err((v, Fail::NotReady))
     }
 
     /// Receives a value if that is possible without waiting.
@@ -338,28 +336,25 @@ impl<T> Chan<T> {
 
     #[cold]
     #[inline(never)]
-    fn recv_slow(
-        &self,
-        mut st: RawGuard<'_, State<T>>,
-        deadline: Option<Instant>,
-    ) -> Result<T, Fail> {
+    fn recv_slow(&self, st: RawGuard<'_, State<T>>, deadline: Option<Instant>) -> Result<T, Fail> {
         let slot: Slot<T> = UnsafeCell::new(None);
-        let waiter = pin!(Waiter::new());
-        let node = pin!(Node::new(&waiter, 0, slot.get() as usize));
-        // SAFETY: as in `send_slow`.
-        unsafe { st.receivers.push_back(&node) };
-        drop(st);
-        let woken = waiter.wait(WaitReason::ChannelRecv, deadline);
-        if let Woken::Token(_) = woken {
+        let claimed = wait_in(
+            st,
+            |st| &mut st.receivers,
+            slot.get() as usize,
+            WaitReason::ChannelRecv,
+            deadline,
+            0,
+            |node| {
+                self.lock().receivers.remove(node);
+            },
+        );
+        match claimed {
             // Claimed: a sender filled the slot, or disconnection left it
             // empty.
-            return slot.into_inner().ok_or(Fail::Disconnected);
+            Some(_) => slot.into_inner().ok_or(Fail::Disconnected),
+            None => Err(Fail::NotReady),
         }
-        self.lock().receivers.remove(&node);
-        if woken == Woken::Cancelled {
-            park::cancellation_point();
-        }
-        Err(Fail::NotReady)
     }
 
     /// The last `Sender` is gone: wake every parked receiver (each finds

@@ -64,13 +64,7 @@ impl Registration {
         timeout: Option<Duration>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
-        // The socket's own timeout, or an enclosing `time::timeout` scope,
-        // whichever ends first.
-        let own = timeout.and_then(|t| Instant::now().checked_add(t));
-        let deadline = match (own, crate::time::current_deadline()) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let deadline = deadline(timeout);
         if park::current_coroutine().is_none() {
             return loop {
                 match op() {
@@ -149,6 +143,17 @@ impl Registration {
         if let Some(reg) = self.reg.take() {
             reg.reactor.deregister(fd, reg.io);
         }
+    }
+}
+
+/// When a call with the socket's `timeout` must give up: that timeout
+/// from now, or an enclosing `time::timeout` scope's deadline, whichever
+/// ends first.
+fn deadline(timeout: Option<Duration>) -> Option<Instant> {
+    let own = timeout.and_then(|t| Instant::now().checked_add(t));
+    match (own, crate::time::current_deadline()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 

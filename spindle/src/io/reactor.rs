@@ -24,7 +24,6 @@
 //! `epoll_wait` that raced with the deregistration still finds it alive.
 
 use std::io;
-use std::pin::pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -32,8 +31,8 @@ use std::time::{Duration, Instant};
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 
 use crate::loom::{RawLock, raw_lock};
-use crate::park::{self, WaitReason};
-use crate::sync::wait::{Node, WaitList, Waiter, Woken};
+use crate::park::WaitReason;
+use crate::sync::wait::{Node, WaitList, wait_in};
 
 /// The token of the reactor's own waker.
 const WAKER: Token = Token(0);
@@ -238,25 +237,15 @@ impl Direction {
         reason: WaitReason,
         deadline: Option<Instant>,
     ) -> io::Result<()> {
-        let waiter = pin!(Waiter::new());
-        let node = pin!(Node::new(&waiter, 0, 0));
-        {
-            let mut waiters = raw_lock(&self.waiters);
-            if self.events.load(Ordering::Acquire) != seen {
-                return Ok(()); // an event arrived since the caller's try
-            }
-            // SAFETY: wait-queue invariants 1 and 4: `node` stays pinned
-            // here until we return, and we unlink it below unless the
-            // reactor popped it.
-            unsafe { waiters.push_back(&node) };
+        let waiters = raw_lock(&self.waiters);
+        if self.events.load(Ordering::Acquire) != seen {
+            return Ok(()); // an event arrived since the caller's try
         }
-        let woken = waiter.wait(reason, deadline);
-        if let Woken::Token(_) = woken {
+        let unlink = |node: &Node| {
+            raw_lock(&self.waiters).remove(node);
+        };
+        if wait_in(waiters, |w| w, 0, reason, deadline, 0, unlink).is_some() {
             return Ok(());
-        }
-        raw_lock(&self.waiters).remove(&node);
-        if woken == Woken::Cancelled {
-            park::cancellation_point();
         }
         Err(io::Error::new(
             io::ErrorKind::TimedOut,

@@ -39,12 +39,11 @@
 //! and the other primitives of `sync` finish after releasing their lock.
 
 use std::fmt;
-use std::pin::pin;
 use std::time::{Duration, Instant};
 
-use super::wait::{Claim, Node, WaitList, Waiter, Woken};
+use super::wait::{Claim, WaitList, wait_in};
 use crate::loom::{Mutex, lock};
-use crate::park::{self, WaitReason};
+use crate::park::WaitReason;
 
 /// A notification for coroutines and threads: [`wait`](Notify::wait)
 /// blocks until [`notify_one`](Notify::notify_one) or
@@ -176,32 +175,20 @@ impl Notify {
             st.notified = false;
             return true;
         }
-        let waiter = pin!(Waiter::new());
-        let node = pin!(Node::new(&waiter, 0, 0));
-        // SAFETY: `node` is new (so unlinked) and pinned on this stack
-        // frame; we unlink it ourselves below unless a notifier popped it
-        // (wait.rs invariant 4), before the frame ends.
-        unsafe { st.waiters.push_back(&node) };
-        drop(st);
-
-        park::set_blocked_on(self as *const Notify as usize, 0);
-        let woken = waiter.wait(WaitReason::Notify, deadline);
-        park::set_blocked_on(0, 0);
-        match woken {
-            Woken::Token(_) => true,
-            Woken::TimedOut | Woken::Cancelled => {
-                // Aborted: nobody claimed us, so no notification was spent
-                // on us. Unlink the node (a notifier may have popped it
-                // already, passing over it).
-                lock(&self.state).waiters.remove(&node);
-                if woken == Woken::Cancelled {
-                    // Unwinds (the runtime shuts down), now that the node is
-                    // unlinked and no lock is held.
-                    park::cancellation_point();
-                }
-                false
-            }
-        }
+        // A notifier that claims us spends its notification on us; a wait
+        // that gives up was never claimed, so none is lost.
+        wait_in(
+            st,
+            |st| &mut st.waiters,
+            0,
+            WaitReason::Notify,
+            deadline,
+            self as *const Notify as usize,
+            |node| {
+                lock(&self.state).waiters.remove(node);
+            },
+        )
+        .is_some()
     }
 }
 

@@ -259,6 +259,54 @@ impl Drop for Claim {
     }
 }
 
+/// The whole wait of a blocking call that waits in one list: links a
+/// fresh node (with `data`) into the list `list` picks from the primitive's
+/// locked state, releases `guard`, and parks. Returns the claim's token,
+/// or `None` if the wait gave up (timed out); on giving up, `unlink`
+/// (which takes the primitive's lock and removes the node) runs before
+/// this returns, and a coroutine cancelled by shutdown then unwinds.
+///
+/// `resource`, if not 0, is recorded for snapshots (`set_blocked_on`).
+pub(crate) fn wait_in<G, S>(
+    mut guard: G,
+    list: impl FnOnce(&mut S) -> &mut WaitList,
+    data: usize,
+    reason: WaitReason,
+    deadline: Option<Instant>,
+    resource: usize,
+    unlink: impl FnOnce(&Node),
+) -> Option<usize>
+where
+    G: std::ops::DerefMut<Target = S>,
+{
+    let waiter = std::pin::pin!(Waiter::new());
+    let node = std::pin::pin!(Node::new(&waiter, 0, data));
+    // SAFETY: invariants 1 and 4: `node` is new (so unlinked) and pinned in
+    // this frame; a waker pops it when it claims us, and otherwise
+    // `unlink` removes it below, before the frame ends.
+    unsafe { list(&mut guard).push_back(&node) };
+    drop(guard);
+    if resource != 0 {
+        park::set_blocked_on(resource, 0);
+    }
+    let woken = waiter.wait(reason, deadline);
+    if resource != 0 {
+        park::set_blocked_on(0, 0);
+    }
+    match woken {
+        Woken::Token(t) => Some(t),
+        Woken::TimedOut | Woken::Cancelled => {
+            unlink(&node);
+            if woken == Woken::Cancelled {
+                // Unwinds (the runtime shuts down), now that the node is
+                // unlinked and the caller's lock is released.
+                park::cancellation_point();
+            }
+            None
+        }
+    }
+}
+
 #[derive(Clone, Copy)]
 struct Links {
     prev: *const Node,

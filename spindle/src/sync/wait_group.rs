@@ -24,13 +24,12 @@
 //! the lock and leaving the count as it was.
 
 use std::fmt;
-use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use super::notify::Wakeups;
-use super::wait::{Node, WaitList, Waiter, Woken};
+use super::wait::{WaitList, wait_in};
 use crate::loom::{Mutex, lock};
-use crate::park::{self, WaitReason};
+use crate::park::WaitReason;
 
 /// Waits for a collection of coroutines or threads to finish, like Go's
 /// `sync.WaitGroup`.
@@ -190,34 +189,23 @@ impl WaitGroup {
     /// Waits until the counter is zero or `deadline`; returns whether it
     /// reached zero.
     fn wait_until(&self, deadline: Option<Instant>) -> bool {
-        let mut st = lock(&self.state);
+        let st = lock(&self.state);
         if st.count == 0 {
             return true;
         }
-        let waiter = pin!(Waiter::new());
-        let node = pin!(Node::new(&waiter, 0, 0));
-        // SAFETY: `node` is new (so unlinked) and pinned on this stack
-        // frame; the `add` that zeroes the counter pops it when it claims
-        // us, and otherwise we unlink it below before the frame ends
-        // (wait.rs invariant 4).
-        unsafe { st.waiters.push_back(&node) };
-        drop(st);
-
-        park::set_blocked_on(self as *const WaitGroup as usize, 0);
-        let woken = waiter.wait(WaitReason::WaitGroup, deadline);
-        park::set_blocked_on(0, 0);
-        match woken {
-            Woken::Token(_) => true,
-            Woken::TimedOut | Woken::Cancelled => {
-                lock(&self.state).waiters.remove(&node);
-                if woken == Woken::Cancelled {
-                    // Unwinds (the runtime shuts down), now that the node is
-                    // unlinked and no lock is held.
-                    park::cancellation_point();
-                }
-                false
-            }
-        }
+        // The `add` that zeroes the counter claims every waiter.
+        wait_in(
+            st,
+            |st| &mut st.waiters,
+            0,
+            WaitReason::WaitGroup,
+            deadline,
+            self as *const WaitGroup as usize,
+            |node| {
+                lock(&self.state).waiters.remove(node);
+            },
+        )
+        .is_some()
     }
 }
 
