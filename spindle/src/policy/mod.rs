@@ -38,17 +38,24 @@
 //! running a `Normal` one. Idle workers steal only coroutines that have not
 //! started yet; under every policy but `Fifo`, a worker moves its new
 //! coroutines into its policy's queue at its next scheduling decision, so
-//! they are ordered with the rest and stealable until then.
+//! they are ordered with the rest, and idle workers steal them from there
+//! (about half, oldest-ranked first) as long as they have not started.
 //!
 //! # Preemption
 //!
 //! spindle never interrupts a coroutine (DESIGN.md, "Preemption"): a
-//! coroutine past its slice, or past its budget of runtime calls
-//! ([`BUDGET`]), yields at its next *runtime call* — a channel operation,
-//! lock, socket call, spawn, [`yield_now`](crate::yield_now) or
-//! [`checkpoint`](crate::checkpoint). A CPU loop should call `checkpoint()`
-//! once per iteration; one that makes no runtime call holds its worker
-//! until it ends, and the runtime's monitor warns about it (see
+//! coroutine whose turn is over yields at its next *runtime call* — a
+//! channel operation, lock, socket call, spawn,
+//! [`yield_now`](crate::yield_now) or [`checkpoint`](crate::checkpoint).
+//! Under `Fifo` a turn is over after [`BUDGET`] runtime calls; under the
+//! other policies, when its slice is spent, or as soon as a wake-up
+//! arrives that the policy may rank higher (so an interactive coroutine
+//! does not wait for a CPU hog's slice to end). Under every policy, a turn
+//! the monitor has seen running for half the hold threshold (5 ms by
+//! default) ends at its next runtime call. A CPU loop should call
+//! `checkpoint()` once per iteration; one that makes no runtime call holds
+//! its worker until it ends, and the runtime's monitor warns about it and
+//! moves other work away (see
 //! [`runtime::Builder::hold_threshold`](crate::runtime::Builder::hold_threshold)).
 //!
 //! The policy is the worker's queue discipline; the `RunQueue` trait it
@@ -71,8 +78,9 @@ pub use fair::Fair;
 pub use mlfq::Mlfq;
 pub use shortest_first::ShortestFirst;
 
-/// Runtime calls a coroutine may make in one turn before it yields at the
-/// next one, under every policy (tokio's coop budget is 128 as well).
+/// Runtime calls a coroutine may make in one turn under [`Policy::Fifo`]
+/// before it yields at the next one (tokio's coop budget is 128 as well).
+/// The other policies end turns by time slice instead.
 pub const BUDGET: u32 = 128;
 
 /// Which rule orders each worker's ready coroutines.
