@@ -90,7 +90,7 @@ pub(crate) struct Remote {
     /// does not end as an unchanged count with `current` set.
     pub(crate) turns: AtomicU64,
     /// Set by the monitor when the current turn has run too long: the
-    /// next runtime call yields (see `coop`).
+    /// next runtime call yields (see `coop`), and clears it.
     pub(crate) preempt: AtomicBool,
     /// Turns ended by `coop` (slice, budget, preempt flag; written by it
     /// only).
