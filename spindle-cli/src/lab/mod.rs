@@ -93,6 +93,7 @@ fn kept(unit: &'static str, system: System, n: u64, textbook: Option<Textbook>) 
         n: Some(n),
         system,
         serve: None,
+        sched: Default::default(),
     };
     Step {
         cost: "keep alive",
