@@ -20,7 +20,12 @@
 //!   monitor is what keeps the rest of the program moving (it reports the
 //!   held worker, moves what it may elsewhere and starts extra workers), so
 //!   in that variant the interactive coroutines are spawned *migratable*:
-//!   a parked one may be rescued from a held worker.
+//!   a parked one may be rescued from a held worker. The monitor may then
+//!   start one extra worker per hog (`Builder::max_extra_workers`; the
+//!   default, one per worker, would go to the hogs that had not started
+//!   yet, which are moved first and hold their new workers in turn, and
+//!   leave none for the interactive coroutines); the kernel time-slices
+//!   all those threads on the machine's CPUs.
 //! - **interactive**: `--interactive` coroutines, each looping: sleep 1 ms,
 //!   read the clock, record `wake latency = now − the sleep's due time`
 //!   (due = the clock before the call + 1 ms), then `--work-us` µs of
@@ -31,7 +36,7 @@
 //! Under `priority`, interactive coroutines get `Priority::realtime(0)` and
 //! hogs `Priority::normal(0)`: the textbook use of the classes (a latency-
 //! sensitive task above batch work), under which a woken interactive
-//! coroutine runs as soon as its worker reaches a runtime call. Under
+//! coroutine should run at its worker's next runtime call. Under
 //! `fair` every coroutine has nice 0, so the interactive ones are favoured
 //! only by their small virtual run time. The other policies take no
 //! per-coroutine settings.
@@ -70,6 +75,10 @@
 //! coroutine spawns the load (hogs first) and returns; the calling OS
 //! thread keeps time, so it is on time even while every worker is held,
 //! and no coroutine but the load's competes for the workers.
+//!
+//! The Go reference, the same load with goroutines on `GOMAXPROCS` Ps and
+//! the same flags and JSON lines, is `bench/go/sched_latency` (`cd
+//! bench/go/sched_latency && go run . --workers 2`).
 //!
 //! Correctness: every coroutine must finish (none panicked) and no sleep
 //! may end before it was due; otherwise the bench exits with status 3.
@@ -308,10 +317,14 @@ fn spawn_load(load: &Load, stop: &Arc<AtomicBool>, busy: Busy) -> io::Result<Spa
 /// load; the calling thread (not a coroutine, so it keeps time even while
 /// every worker is held) waits out the run, stops it and joins.
 pub fn measure(load: &Load, busy: Busy) -> Result<Outcome, BenchError> {
-    let rt = spindle::Runtime::builder()
+    let mut builder = spindle::Runtime::builder()
         .workers(load.workers as usize)
-        .policy(load.policy.clone())
-        .build()?;
+        .policy(load.policy.clone());
+    if load.hogs == Hogs::NoYield {
+        // See the module docs: room for every hog's worker and then some.
+        builder = builder.max_extra_workers((load.workers * HOGS_PER_WORKER) as usize);
+    }
+    let rt = builder.build()?;
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
     let (hogs, interactives) = rt.block_on(|| spawn_load(load, &stop, busy))?;
@@ -443,17 +456,21 @@ pub fn run(args: &BenchArgs, mut emit: impl FnMut(Line)) -> Result<(), BenchErro
         };
         let out = measure(&load, busy)?;
         let m = &out.metrics;
+        let us = |q| match out.wake_us(q) {
+            v if v.is_nan() => "—".to_string(),
+            v => format!("{v:.0} µs"),
+        };
         eprintln!(
-            "sched_latency {name} hogs={} workers={} interactive={interactive}: wake p50 {:.0} µs, \
-             p99 {:.0} µs, p99.9 {:.0} µs, max {:.0} µs over {} wake-ups ({} coroutines never \
-             woke); hogs {:.0} loops/s; forced yields {}, held workers {}, extra workers \
-             started {} retired {}, coroutines moved {}",
+            "sched_latency {name} hogs={} workers={} interactive={interactive}: wake p50 {}, \
+             p99 {}, p99.9 {}, max {} over {} wake-ups ({} coroutines never woke); hogs \
+             {:.0} loops/s; forced yields {}, held workers {}, extra workers started {} \
+             retired {}, coroutines moved {}",
             hogs.id(),
             args.workers,
-            out.wake_us(0.5),
-            out.wake_us(0.99),
-            out.wake_us(0.999),
-            out.wake_us(1.0),
+            us(0.5),
+            us(0.99),
+            us(0.999),
+            us(1.0),
             out.wake.len(),
             out.never_woke,
             out.loops_per_sec(),
