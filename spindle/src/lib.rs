@@ -30,11 +30,12 @@
 //! | module / item | what it gives |
 //! | --- | --- |
 //! | [`spawn`], [`Builder`], [`JoinHandle`], [`scope`] | coroutines shaped like `std::thread` |
-//! | [`yield_now`], [`sleep`], [`sleep_until`] | giving way and waiting, without blocking the worker |
+//! | [`yield_now`], [`checkpoint`], [`sleep`], [`sleep_until`] | giving way (the explicit yield point for CPU loops) and waiting, without blocking the worker |
+//! | [`policy`] | scheduling policies per runtime: FIFO, round robin, priority classes, MLFQ, CFS-style fair share with nice, shortest predicted burst first |
 //! | [`time`] | sleeping, [`Interval`](time::Interval)s with a missed-tick policy, deadline scopes ([`time::timeout`]) for socket calls |
 //! | [`park`], [`park_timeout`], [`Unparker`], [`unparker`] | the primitive every blocking call is built on, for your own |
 //! | [`current`], [`Coroutine`], [`coroutine_local!`] | identity and coroutine-local storage |
-//! | [`Runtime`], [`runtime`] | worker pools, the default runtime, shutdown, snapshots |
+//! | [`Runtime`], [`runtime`] | worker pools, the default runtime, shutdown, snapshots, metrics, the monitor's held-worker reports, turn traces |
 //! | [`channel`], [`select!`] | crossbeam-shaped MPMC channels (bounded, rendezvous, unbounded, timers) and Go's `select` |
 //! | [`sync`] | `Mutex`, `RwLock`, `Condvar`, `Semaphore`, `Barrier`, `WaitGroup`, `Once`, `OnceLock`, `Notify` that park the coroutine |
 //! | [`blocking`] | a process-wide pool of OS threads for calls that would block a worker: `run`, `spawn`, `Pool` with its limits and metrics |
@@ -42,8 +43,23 @@
 //! | [`net`] | `TcpListener`, `TcpStream`, `UdpSocket`, `UnixListener`, `UnixStream`, `UnixDatagram` shaped like `std`'s, parking on the reactor; accept loops that survive running out of descriptors |
 //! | [`main`], [`test`] (feature `macros`, on by default) | `#[spindle::main]`, `#[spindle::test]` |
 //!
-//! Scheduling policies, preemption and worker processes are being built
-//! (see the repository's issues); they are not in this release.
+//! Worker processes (supervised children with IPC) are being built (see the
+//! repository's issues); they are not in this release.
+//!
+//! # Preemption
+//!
+//! spindle never interrupts a coroutine between two instructions (that is
+//! not sound in Rust: the interrupted code may hold the allocator's lock).
+//! A coroutine's turn ends at a *runtime call* — a channel operation, a
+//! lock, a socket call, a spawn, [`yield_now`] or [`checkpoint`] — once its
+//! budget of 128 calls or its policy's time slice is spent. A CPU loop
+//! should call [`checkpoint`] in each iteration. One that makes no runtime
+//! call at all holds its worker: after 10 ms the runtime's monitor thread
+//! prints a warning naming it, moves that worker's not-yet-started and
+//! [migratable](Builder::migratable) coroutines to other workers and starts
+//! an extra worker thread for them and for new work. Coroutines that had
+//! started on the held worker wait for it (they never change threads; see
+//! "Soundness").
 //!
 //! # Soundness
 //!
@@ -80,6 +96,7 @@ mod io;
 mod loom;
 pub mod net;
 mod park;
+pub mod policy;
 pub mod runtime;
 mod scheduler;
 mod stack;
@@ -89,7 +106,7 @@ pub mod time;
 
 pub use coroutine::{
     AccessError, Builder, Cancelled, Coroutine, CoroutineId, JoinHandle, LocalKey, Scope,
-    ScopedJoinHandle, current, scope, spawn, try_current, yield_now,
+    ScopedJoinHandle, checkpoint, current, scope, spawn, try_current, yield_now,
 };
 pub use park::{Unparker, WaitReason, park, park_timeout, unparker};
 pub use runtime::Runtime;

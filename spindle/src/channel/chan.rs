@@ -187,6 +187,7 @@ impl<T> Chan<T> {
     /// Sends `v`, parking until a receiver or buffer room takes it, the
     /// deadline passes, or every receiver is gone.
     pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), (T, Fail)> {
+        crate::scheduler::coop::charge();
         let mut st = self.lock();
         match self.send_locked(&mut st, v, |_| false) {
             Ok(give) => {
@@ -288,6 +289,7 @@ impl<T> Chan<T> {
     /// Receives, parking until a value arrives, the deadline passes, or
     /// every sender is gone and the buffer is drained.
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, Fail> {
+        crate::scheduler::coop::charge();
         let mut st = self.lock();
         match self.recv_locked(&mut st, |_| false) {
             Ok(take) => {

@@ -273,6 +273,7 @@ impl<T> ArmOps for SendArm<'_, T> {
 /// (its `won()` is then true), or `None` if none did (default or
 /// timeout). Used by the macro.
 pub fn run_select(arms: &mut [Arm<'_>], mode: SelectMode) -> Option<usize> {
+    crate::scheduler::coop::charge();
     let n = arms.len();
     let mut order_buf = [0usize; 16];
     let mut order_vec = Vec::new();

@@ -26,6 +26,7 @@ pub use scope::{Scope, ScopedJoinHandle, scope};
 pub use task::Cancelled;
 
 use crate::park::{self, Unparker, WaitReason};
+use crate::policy::{Priority, SchedData};
 use crate::runtime;
 use crate::scheduler::{Shared, worker};
 use crate::stack;
@@ -78,6 +79,8 @@ pub struct Builder {
     name: Option<String>,
     stack_size: Option<usize>,
     migratable: bool,
+    priority: Priority,
+    nice: i8,
 }
 
 impl Builder {
@@ -100,6 +103,35 @@ impl Builder {
     /// coroutine touches cost memory.
     pub fn stack_size(mut self, size: usize) -> Builder {
         self.stack_size = Some(size);
+        self
+    }
+
+    /// Sets its priority under [`Policy::Priority`](crate::policy::Policy::Priority)
+    /// (other policies ignore it). Default: `Priority::normal(0)`.
+    ///
+    /// ```
+    /// use spindle::policy::{Policy, Priority};
+    /// let rt = spindle::Runtime::builder().workers(1).policy(Policy::Priority).build().unwrap();
+    /// rt.block_on(|| {
+    ///     let urgent = spindle::Builder::new()
+    ///         .priority(Priority::realtime(0))
+    ///         .spawn(|| "runs before every Normal coroutine of its worker")
+    ///         .unwrap();
+    ///     urgent.join().unwrap();
+    /// });
+    /// ```
+    pub fn priority(mut self, priority: Priority) -> Builder {
+        self.priority = priority;
+        self
+    }
+
+    /// Sets its nice value, −20 (most CPU) to 19 (least), clamped; the
+    /// weight [`Policy::Fair`](crate::policy::Policy::Fair) shares CPU by
+    /// (Linux's table: each step is about 10% of CPU between two
+    /// competitors). Other policies ignore it. Default 0; change it later
+    /// with [`Coroutine::set_nice`].
+    pub fn nice(mut self, nice: i8) -> Builder {
+        self.nice = nice.clamp(-20, 19);
         self
     }
 
@@ -197,6 +229,7 @@ where
     F: FnOnce() -> T + Send,
     T: Send,
 {
+    crate::scheduler::coop::charge();
     let size = stack::normalize_size(b.stack_size.unwrap_or(shared.config.stack_size));
     let cx = worker::context().filter(|&cx| {
         // SAFETY: `context()` is the live context of this thread.
@@ -220,6 +253,11 @@ where
             location,
             migratable: b.migratable,
             reservation,
+            sched: SchedData {
+                rank: b.priority.rank() as u8,
+                nice: b.nice,
+                ..SchedData::default()
+            },
             rt: shared.clone(),
         },
         f,
@@ -377,6 +415,32 @@ impl Coroutine {
         self.task.header().location()
     }
 
+    /// Its nice value (see [`Builder::nice`]).
+    pub fn nice(&self) -> i8 {
+        self.task
+            .header()
+            .nice
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Changes its nice value (−20..=19, clamped); it takes effect at its
+    /// next turn. Only [`Policy::Fair`](crate::policy::Policy::Fair) looks
+    /// at it.
+    ///
+    /// ```
+    /// let rt = spindle::Runtime::builder().workers(1).build().unwrap();
+    /// rt.block_on(|| {
+    ///     spindle::current().set_nice(5);
+    ///     assert_eq!(spindle::current().nice(), 5);
+    /// });
+    /// ```
+    pub fn set_nice(&self, nice: i8) {
+        self.task
+            .header()
+            .nice
+            .store(nice.clamp(-20, 19), std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Unparks it (see [`Unparker::unpark`]).
     pub fn unpark(&self) {
         park::unpark_task(&self.task);
@@ -422,6 +486,32 @@ pub fn current() -> Coroutine {
         "spindle::current() was called outside a coroutine; \
          use spindle::try_current() where that can happen",
     )
+}
+
+/// The yield point for CPU-bound loops: ends the calling coroutine's turn
+/// here if it is over — its budget of [`BUDGET`](crate::policy::BUDGET)
+/// runtime calls is spent, its policy's time slice ran out, a wake-up
+/// arrived that the policy may rank higher, or the monitor found the turn
+/// too long — and otherwise returns at once (a few nanoseconds). Every
+/// other runtime call (channels, locks, sockets, spawn) does the same on
+/// entry; a loop that makes none should call this once per iteration.
+///
+/// Does nothing outside a coroutine.
+///
+/// ```
+/// let rt = spindle::Runtime::builder().workers(1).build().unwrap();
+/// let sum = rt.block_on(|| {
+///     let mut sum = 0u64;
+///     for i in 0..1_000_000u64 {
+///         sum = sum.wrapping_add(i * i);
+///         spindle::checkpoint(); // other coroutines get turns
+///     }
+///     sum
+/// });
+/// assert!(sum > 0);
+/// ```
+pub fn checkpoint() {
+    crate::scheduler::coop::charge();
 }
 
 /// Lets the worker run other ready coroutines before this one continues.

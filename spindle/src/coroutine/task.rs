@@ -38,7 +38,7 @@ use std::cell::UnsafeCell;
 use std::panic::{AssertUnwindSafe, Location};
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicBool, AtomicI8, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
 use std::thread;
 
 use corosensei::{Coroutine as Co, Yielder};
@@ -48,6 +48,7 @@ use crate::coroutine::local::LocalMap;
 use crate::introspect::registry::Links;
 use crate::park::Unparker;
 use crate::park::state::State;
+use crate::policy::SchedData;
 use crate::scheduler::Shared;
 use crate::stack::{GuardInfo, Reservation, Stack};
 
@@ -58,6 +59,9 @@ pub(crate) enum Suspend {
     Yield,
     /// `park`: the worker commits the park (see `park::state`).
     Park,
+    /// A runtime call found the turn over (`scheduler::coop`): requeue as
+    /// the worker's policy says (`Context::forced` tells why).
+    Forced,
 }
 
 /// The corosensei coroutine type every spindle coroutine runs as.
@@ -132,6 +136,9 @@ pub(crate) struct Header {
     pub(crate) migratable: bool,
     /// Set (Release) once the joiner stored its unparker in `joiner`.
     join_waiting: AtomicBool,
+    /// Its nice value (−20..=19), written by `Coroutine::set_nice` from
+    /// anywhere, copied into `sched` by its worker at each turn.
+    pub(crate) nice: AtomicI8,
     refs: AtomicUsize,
     vtable: &'static VTable,
     /// The worker it runs on (its owner once started), or `NO_WORKER`.
@@ -166,6 +173,9 @@ pub(crate) struct Header {
     /// Id, name and spawn location (read by the stack-overflow handler
     /// too), and the guard page and size of the stack once attached.
     pub(crate) guard: GuardInfo,
+    /// Scheduling-policy data; touched only by the worker that queues or
+    /// runs the coroutine (like `run`, invariant 2).
+    pub(crate) sched: UnsafeCell<SchedData>,
 }
 
 // SAFETY: the shared fields are atomics or immutable; `run` is touched only
@@ -304,6 +314,8 @@ pub(crate) struct Spec {
     pub(crate) location: &'static Location<'static>,
     pub(crate) migratable: bool,
     pub(crate) reservation: Reservation,
+    /// Its priority and nice value (see `policy`).
+    pub(crate) sched: SchedData,
     pub(crate) rt: Arc<Shared>,
 }
 
@@ -333,6 +345,8 @@ where
                 vtable: &Task::<F, T>::VTABLE,
                 guard: GuardInfo::new(spec.id, spec.name, spec.location),
                 migratable: spec.migratable,
+                nice: AtomicI8::new(spec.sched.nice),
+                sched: UnsafeCell::new(spec.sched),
                 worker: AtomicUsize::new(NO_WORKER),
                 rt: spec.rt,
                 run: UnsafeCell::new(RunState {
@@ -531,7 +545,8 @@ mod tests {
     fn header_layout_keeps_the_hot_line_and_size() {
         assert_eq!(std::mem::offset_of!(Header, run), 64);
         // 232 before the two introspection words of `blocked_on` (the
-        // wait-for graph for deadlock reports).
-        assert!(size_of::<Header>() <= 248, "{}", size_of::<Header>());
+        // wait-for graph for deadlock reports), 248 before the scheduling
+        // policy's 24 bytes.
+        assert!(size_of::<Header>() <= 272, "{}", size_of::<Header>());
     }
 }

@@ -218,6 +218,7 @@ impl<S: AsFd> Evented<S> {
         timeout: Option<Duration>,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
+        crate::scheduler::coop::charge();
         if self.is_nonblocking() {
             return op(&self.sock);
         }

@@ -48,6 +48,9 @@ use crate::clock;
 use crate::coroutine::{self, Builder as CoBuilder, JoinHandle};
 use crate::introspect;
 use crate::park::WaitReason;
+use crate::policy::Policy;
+use crate::scheduler::monitor::HeldHook;
+pub use crate::scheduler::monitor::HeldWorker;
 use crate::scheduler::{Config, Context, Shared, worker};
 use crate::stack;
 
@@ -60,11 +63,30 @@ pub struct Runtime {
 }
 
 /// Configures and builds a [`Runtime`].
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 #[must_use = "a Builder does nothing until `build` is called"]
 pub struct Builder {
     workers: Option<usize>,
     stack_size: Option<usize>,
+    policy: Policy,
+    hold_threshold: Option<Duration>,
+    max_extra_workers: Option<usize>,
+    trace_turns: usize,
+    on_held: Option<HeldHook>,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("workers", &self.workers)
+            .field("stack_size", &self.stack_size)
+            .field("policy", &self.policy)
+            .field("hold_threshold", &self.hold_threshold)
+            .field("max_extra_workers", &self.max_extra_workers)
+            .field("trace_turns", &self.trace_turns)
+            .field("on_held_worker", &self.on_held.is_some())
+            .finish()
+    }
 }
 
 /// A cheap, cloneable reference to a runtime, for spawning onto it from
@@ -91,13 +113,80 @@ impl Builder {
         self
     }
 
+    /// Sets the scheduling policy (see [`policy`](crate::policy)).
+    /// Default: [`Policy::Fifo`].
+    pub fn policy(mut self, policy: impl Into<Policy>) -> Builder {
+        self.policy = policy.into();
+        self
+    }
+
+    /// How long one coroutine may hold a worker without a runtime call
+    /// before the monitor reports it and moves work away from that worker
+    /// (see [`on_held_worker`](Self::on_held_worker)). A turn that reaches
+    /// half of it is asked to yield at its next runtime call. Default
+    /// 10 ms (Go's sysmon preempts after 10 ms as well).
+    pub fn hold_threshold(mut self, threshold: Duration) -> Builder {
+        self.hold_threshold = Some(threshold);
+        self
+    }
+
+    /// The most extra worker threads the monitor may run at once while
+    /// workers are held (one per held worker). Default: the number of
+    /// workers. Zero turns the rescue off (reports still happen).
+    pub fn max_extra_workers(mut self, n: usize) -> Builder {
+        self.max_extra_workers = Some(n);
+        self
+    }
+
+    /// Records the first `max` turns (which coroutine ran on which worker,
+    /// from when to when), for [`Handle::turns`]: the data of a Gantt
+    /// chart. Costs two clock reads per switch while on. Default: off.
+    pub fn trace_turns(mut self, max: usize) -> Builder {
+        self.trace_turns = max;
+        self
+    }
+
+    /// What to do when the monitor finds a worker held (see
+    /// [`hold_threshold`](Self::hold_threshold)); called on the monitor
+    /// thread, once per held turn. Default: print the report (its
+    /// `Display`) to stderr.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// let reports = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = reports.clone();
+    /// let rt = spindle::Runtime::builder()
+    ///     .workers(1)
+    ///     .on_held_worker(move |r| sink.lock().unwrap().push(r.to_string()))
+    ///     .build()?;
+    /// # drop(rt);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn on_held_worker(mut self, f: impl Fn(&HeldWorker) + Send + Sync + 'static) -> Builder {
+        self.on_held = Some(Arc::new(f));
+        self
+    }
+
     /// Starts the worker threads.
     ///
     /// # Errors
     ///
-    /// `InvalidInput` for zero workers or a malformed `SPINDLE_WORKERS`;
-    /// the OS error if a worker thread cannot be started.
+    /// `InvalidInput` for zero workers, a malformed `SPINDLE_WORKERS`, or
+    /// a policy with invalid settings; the OS error if a worker thread
+    /// cannot be started.
     pub fn build(self) -> io::Result<Runtime> {
+        if let Err(e) = self.policy.validate() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("spindle: {e}"),
+            ));
+        }
+        if self.hold_threshold.is_some_and(|t| t.is_zero()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "spindle: Builder::hold_threshold must be above zero (default 10 ms)",
+            ));
+        }
         let workers = match self.workers {
             Some(0) => {
                 return Err(io::Error::new(
@@ -117,21 +206,53 @@ impl Builder {
         stack::install_handler();
         install_panic_hook();
         let reactor = Arc::new(Reactor::new()?);
-        let deques: Vec<Deque<_>> = (0..workers).map(|_| Deque::new_lifo()).collect();
+        let max_extra_workers = self.max_extra_workers.unwrap_or(workers);
+        // Under Fifo a worker pops its newest new coroutine (cache-warm);
+        // under a policy new coroutines are admitted in spawn order.
+        let new_deque = || {
+            if self.policy == Policy::Fifo {
+                Deque::new_lifo()
+            } else {
+                Deque::new_fifo()
+            }
+        };
+        let mut deques: Vec<Deque<_>> = (0..workers + max_extra_workers)
+            .map(|_| new_deque())
+            .collect();
+        let stealers = deques.iter().map(|d| d.stealer()).collect();
+        let extra_deques: Vec<_> = (workers..workers + max_extra_workers)
+            .zip(deques.split_off(workers))
+            .rev()
+            .collect();
         let shared = Arc::new(Shared::new(
             Config {
                 workers,
                 stack_size,
+                policy: self.policy,
+                hold_threshold: self
+                    .hold_threshold
+                    .unwrap_or(crate::scheduler::monitor::DEFAULT_HOLD_THRESHOLD),
+                max_extra_workers,
+                on_held: self
+                    .on_held
+                    .unwrap_or_else(crate::scheduler::monitor::default_hook),
             },
-            deques.iter().map(|d| d.stealer()).collect(),
+            stealers,
             reactor,
+            self.trace_turns,
         ));
+        *shared
+            .spare_deques
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = extra_deques;
         let mut threads = Vec::with_capacity(workers);
         for (index, deque) in deques.into_iter().enumerate() {
             let shared2 = shared.clone();
             let spawned = thread::Builder::new()
                 .name(format!("spindle-worker-{index}"))
-                .spawn(move || worker_main(shared2, index, deque));
+                .spawn(move || {
+                    run_worker(shared2, index, deque, false);
+                });
             match spawned {
                 Ok(t) => threads.push(t),
                 Err(e) => {
@@ -209,7 +330,23 @@ fn workers_from_env() -> io::Result<usize> {
     }
 }
 
-fn worker_main(shared: Arc<Shared>, index: usize, deque: Deque<crate::coroutine::task::TaskRef>) {
+/// A worker thread's body: worker slot `index` of `shared`, with its queue
+/// of new coroutines. Returns that queue if the worker was an extra one
+/// that retired (so the slot can start again), `None` after shutdown.
+pub(crate) fn run_worker(
+    shared: Arc<Shared>,
+    index: usize,
+    deque: Deque<crate::coroutine::task::TaskRef>,
+    extra: bool,
+) -> Option<Deque<crate::coroutine::task::TaskRef>> {
+    let remote = &shared.remotes[index];
+    remote.tid.store(
+        rustix::thread::gettid().as_raw_nonzero().get(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    remote
+        .active
+        .store(true, std::sync::atomic::Ordering::SeqCst);
     let _altstack = match stack::AltStack::install() {
         Ok(a) => Some(a),
         Err(e) => {
@@ -220,8 +357,9 @@ fn worker_main(shared: Arc<Shared>, index: usize, deque: Deque<crate::coroutine:
             None
         }
     };
-    let cx = Context::new(shared, index, deque);
+    let mut cx = Context::new(shared.clone(), index, deque, extra);
     cx.run();
+    (extra && !shared.is_shutdown()).then(|| cx.take_fresh())
 }
 
 impl Runtime {
@@ -313,20 +451,32 @@ impl Runtime {
             self.threads.clear();
             return;
         }
-        for t in std::mem::take(&mut self.threads) {
-            match deadline {
-                None => {
+        let join = |t: thread::JoinHandle<()>| match deadline {
+            None => {
+                let _ = t.join();
+            }
+            Some(d) => {
+                while !t.is_finished() && Instant::now() < d {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                if t.is_finished() {
                     let _ = t.join();
                 }
-                Some(d) => {
-                    while !t.is_finished() && Instant::now() < d {
-                        thread::sleep(Duration::from_millis(1));
-                    }
-                    if t.is_finished() {
-                        let _ = t.join();
-                    }
-                }
             }
+        };
+        // The monitor is among these: once it has ended, no extra worker
+        // starts, and every extra worker's thread is in `extra_threads`.
+        for t in std::mem::take(&mut self.threads) {
+            join(t);
+        }
+        let extra = std::mem::take(
+            &mut *shared
+                .extra_threads
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for t in extra {
+            join(t);
         }
         // Coroutines spawned from outside while shutdown began may still
         // sit in queues: complete them, so no join waits forever.
@@ -395,6 +545,80 @@ impl Handle {
     pub fn workers(&self) -> usize {
         self.shared.config.workers
     }
+
+    /// The scheduling policy this runtime runs.
+    pub fn policy(&self) -> &Policy {
+        &self.shared.config.policy
+    }
+
+    /// The scheduler's and the monitor's counters so far.
+    ///
+    /// ```
+    /// let rt = spindle::Runtime::builder().workers(1).build()?;
+    /// rt.block_on(|| {
+    ///     // A CPU loop that calls checkpoint() gives way every BUDGET calls.
+    ///     for _ in 0..1000 {
+    ///         spindle::checkpoint();
+    ///     }
+    /// });
+    /// assert!(rt.handle().metrics().forced_yields >= 1000 / spindle::policy::BUDGET as u64);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn metrics(&self) -> Metrics {
+        let s = &self.shared;
+        let c = &s.counters;
+        let load = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+        Metrics {
+            forced_yields: s.remotes.iter().map(|r| load(&r.forced_yields)).sum(),
+            held_workers: load(&c.held_reports),
+            extra_workers_started: load(&c.extra_started),
+            extra_workers_retired: load(&c.extra_retired),
+            extra_workers_alive: s.extra_alive.load(std::sync::atomic::Ordering::Relaxed),
+            coroutines_moved: load(&c.moved),
+        }
+    }
+
+    /// The turns recorded so far (see [`Builder::trace_turns`]), in the
+    /// order they ended; empty if tracing is off.
+    pub fn turns(&self) -> Vec<Turn> {
+        match &self.shared.trace {
+            Some(t) => t.lock().unwrap_or_else(|e| e.into_inner()).turns.clone(),
+            None => Vec::new(),
+        }
+    }
+}
+
+/// The scheduler's and the monitor's counters ([`Handle::metrics`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Metrics {
+    /// Turns ended at a runtime call because the slice, the budget of
+    /// runtime calls, or the monitor's mark said so.
+    pub forced_yields: u64,
+    /// Held workers the monitor reported (see [`Builder::hold_threshold`]).
+    pub held_workers: u64,
+    /// Extra worker threads the monitor started.
+    pub extra_workers_started: u64,
+    /// Extra worker threads that retired.
+    pub extra_workers_retired: u64,
+    /// Extra worker threads running now.
+    pub extra_workers_alive: usize,
+    /// Coroutines the monitor moved off held workers.
+    pub coroutines_moved: u64,
+}
+
+/// One turn: a coroutine ran on a worker from `start` to `end` (times
+/// since the runtime was built). See [`Builder::trace_turns`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Turn {
+    /// The worker's index (extra workers come after the regular ones).
+    pub worker: usize,
+    /// The coroutine.
+    pub coroutine: crate::CoroutineId,
+    /// When the turn began.
+    pub start: Duration,
+    /// When it ended.
+    pub end: Duration,
 }
 
 impl std::fmt::Debug for Handle {

@@ -18,11 +18,13 @@ pub(crate) struct Idle {
 }
 
 impl Idle {
-    pub(crate) fn new(workers: usize) -> Idle {
+    /// For `workers` regular workers and `slots` worker slots in all
+    /// (extra workers included; they do not raise the search limit).
+    pub(crate) fn new(workers: usize, slots: usize) -> Idle {
         Idle {
             searching: AtomicUsize::new(0),
             sleeping: AtomicUsize::new(0),
-            sleepers: Mutex::new(Vec::with_capacity(workers)),
+            sleepers: Mutex::new(Vec::with_capacity(slots)),
             max_searching: workers.div_ceil(2).max(1),
         }
     }

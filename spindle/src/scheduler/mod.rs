@@ -13,14 +13,17 @@
 //! | `fresh`    | new coroutines (LIFO); migratables from the injector | the owner worker (spawn)  | owner; others steal half (FIFO end) |
 //! | `injector` | spawns from non-workers; migratables   | any thread                | any worker           |
 
+pub(crate) mod coop;
 mod idle;
 mod inbox;
 pub(crate) mod monitor;
 pub(crate) mod worker;
 
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering, fence,
+};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Stealer};
 use crossbeam_utils::CachePadded;
@@ -44,12 +47,26 @@ const NOTIFIED: u32 = 2;
 const NOTIFIED_SEARCHING: u32 = 3;
 
 /// Runtime-wide settings the scheduler needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Config {
     /// Number of workers.
     pub(crate) workers: usize,
     /// Default usable stack size of coroutines spawned on this runtime.
     pub(crate) stack_size: usize,
+    /// The scheduling policy.
+    pub(crate) policy: crate::policy::Policy,
+    /// The monitor reports a worker held this long by one turn.
+    pub(crate) hold_threshold: Duration,
+    /// At most this many extra workers run at once.
+    pub(crate) max_extra_workers: usize,
+    /// What the monitor does with a held-worker report.
+    pub(crate) on_held: monitor::HeldHook,
+}
+
+/// The turns recorded for `runtime::Builder::trace_turns`.
+pub(crate) struct Trace {
+    pub(crate) max: usize,
+    pub(crate) turns: Vec<crate::runtime::Turn>,
 }
 
 /// The part of a worker other threads can see.
@@ -69,6 +86,23 @@ pub(crate) struct Remote {
     pub(crate) spawned: AtomicU64,
     /// Coroutines this worker started (written by it only).
     pub(crate) started: AtomicU64,
+    /// Turns begun (written by it only): the monitor sees a turn that
+    /// does not end as an unchanged count with `current` set.
+    pub(crate) turns: AtomicU64,
+    /// Set by the monitor when the current turn has run too long: the
+    /// next runtime call yields (see `coop`).
+    pub(crate) preempt: AtomicBool,
+    /// Turns ended by `coop` (slice, budget, preempt flag; written by it
+    /// only).
+    pub(crate) forced_yields: AtomicU64,
+    /// The worker thread's kernel thread id (0 while no thread runs it),
+    /// for the monitor's look at `/proc`.
+    pub(crate) tid: AtomicI32,
+    /// Whether a thread runs this slot (extra slots come and go).
+    pub(crate) active: AtomicBool,
+    /// The scheduling policy's queue of this worker (`None` under
+    /// `Fifo`); see `Context::queue`.
+    pub(crate) policy: Option<Mutex<Box<dyn crate::policy::RunQueue<TaskRef>>>>,
 }
 
 /// State shared by all workers of one runtime and every handle to it.
@@ -94,6 +128,27 @@ pub(crate) struct Shared {
     other_settled: AtomicU64,
     /// When shutdown gives up on coroutines that do not finish.
     pub(crate) shutdown_deadline: Mutex<Option<Instant>>,
+    /// The runtime clock's zero (policies and traces count ns from it).
+    pub(crate) started: Instant,
+    /// Recorded turns, if tracing.
+    pub(crate) trace: Option<Mutex<Trace>>,
+    /// Workers the monitor currently finds held.
+    pub(crate) held: AtomicUsize,
+    /// Extra workers running now.
+    pub(crate) extra_alive: AtomicUsize,
+    /// The monitor's decisions, for `Handle::metrics`.
+    pub(crate) counters: monitor::Counters,
+    /// Queues of the extra worker slots not running (taken by the monitor
+    /// to start one, given back when it retires).
+    pub(crate) spare_deques: Mutex<Vec<(usize, crossbeam_deque::Worker<TaskRef>)>>,
+    /// Threads of extra workers, joined at shutdown.
+    pub(crate) extra_threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
+    /// Timers of migratable coroutines: any worker, and the monitor, fire
+    /// them, so a held worker cannot keep one from waking.
+    shared_timers: Mutex<crate::time::heap::TimerHeap<worker::Timer>>,
+    /// When the earliest of `shared_timers` is due (runtime-clock ns;
+    /// `u64::MAX` for none): checked without the lock.
+    shared_due: AtomicU64,
 }
 
 impl Shared {
@@ -103,8 +158,10 @@ impl Shared {
         config: Config,
         stealers: Vec<Stealer<TaskRef>>,
         reactor: Arc<Reactor>,
+        trace_turns: usize,
     ) -> Shared {
-        let n = config.workers;
+        // Every slot, the extra workers' included.
+        let n = stealers.len();
         Shared {
             remotes: stealers
                 .into_iter()
@@ -117,11 +174,17 @@ impl Shared {
                         current: AtomicPtr::new(std::ptr::null_mut()),
                         spawned: AtomicU64::new(0),
                         started: AtomicU64::new(0),
+                        turns: AtomicU64::new(0),
+                        preempt: AtomicBool::new(false),
+                        forced_yields: AtomicU64::new(0),
+                        tid: AtomicI32::new(0),
+                        active: AtomicBool::new(false),
+                        policy: config.policy.queue().map(Mutex::new),
                     })
                 })
                 .collect(),
             injector: Injector::new(),
-            idle: Idle::new(n),
+            idle: Idle::new(config.workers, n),
             registry: Registry::new(n),
             reactor,
             monitor: std::sync::OnceLock::new(),
@@ -129,8 +192,110 @@ impl Shared {
             other_spawned: AtomicU64::new(0),
             other_settled: AtomicU64::new(0),
             shutdown_deadline: Mutex::new(None),
+            started: Instant::now(),
+            trace: (trace_turns > 0).then(|| {
+                Mutex::new(Trace {
+                    max: trace_turns,
+                    turns: Vec::new(),
+                })
+            }),
+            held: AtomicUsize::new(0),
+            extra_alive: AtomicUsize::new(0),
+            counters: monitor::Counters::default(),
+            spare_deques: Mutex::new(Vec::new()),
+            extra_threads: Mutex::new(Vec::new()),
+            shared_timers: Mutex::new(crate::time::heap::TimerHeap::new()),
+            shared_due: AtomicU64::new(u64::MAX),
             config,
         }
+    }
+
+    /// Nanoseconds on the runtime clock.
+    #[inline]
+    pub(crate) fn now_ns(&self) -> u64 {
+        self.started.elapsed().as_nanos() as u64
+    }
+
+    /// `t` on the runtime clock (0 if before it started).
+    pub(crate) fn instant_ns(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.started).as_nanos() as u64
+    }
+
+    /// Records one turn, if tracing has room.
+    pub(crate) fn record_turn(&self, worker: usize, id: u64, start: u64, end: u64) {
+        let Some(trace) = &self.trace else { return };
+        let mut t = trace.lock().unwrap_or_else(|e| e.into_inner());
+        if t.turns.len() < t.max {
+            t.turns.push(crate::runtime::Turn {
+                worker,
+                coroutine: crate::CoroutineId::from_raw(id),
+                start: Duration::from_nanos(start),
+                end: Duration::from_nanos(end),
+            });
+        }
+    }
+
+    /// Whether more than one worker thread may run (new work is worth
+    /// announcing to the others).
+    #[inline]
+    pub(crate) fn multi_worker(&self) -> bool {
+        self.config.workers > 1 || self.extra_alive.load(Ordering::Relaxed) > 0
+    }
+
+    /// Arms a migratable coroutine's timer (see `Context::add_timer`).
+    pub(crate) fn add_shared_timer(&self, deadline: Instant, timer: worker::Timer) {
+        let mut heap = self.shared_timers.lock().unwrap_or_else(|e| e.into_inner());
+        heap.push(deadline, timer);
+        let due = heap
+            .peek_deadline()
+            .map_or(u64::MAX, |d| self.instant_ns(d));
+        self.shared_due.store(due, Ordering::Release);
+    }
+
+    /// When the earliest shared timer is due, if any.
+    pub(crate) fn shared_timer_due(&self) -> Option<Instant> {
+        match self.shared_due.load(Ordering::Acquire) {
+            u64::MAX => None,
+            ns => Some(self.started + Duration::from_nanos(ns)),
+        }
+    }
+
+    /// Fires the shared timers that are due; returns whether any woke a
+    /// coroutine. Cheap when none is due (one atomic load).
+    pub(crate) fn fire_shared_timers(self: &Arc<Self>) -> bool {
+        if self.shared_due.load(Ordering::Acquire) > self.now_ns() {
+            return false;
+        }
+        let mut fired = Vec::new();
+        {
+            let mut heap = self.shared_timers.lock().unwrap_or_else(|e| e.into_inner());
+            let now = Instant::now();
+            while let Some((_, t)) = heap.pop_expired(now) {
+                fired.push(t);
+            }
+            let due = heap
+                .peek_deadline()
+                .map_or(u64::MAX, |d| self.instant_ns(d));
+            self.shared_due.store(due, Ordering::Release);
+        }
+        let mut woke = false;
+        for t in fired {
+            if !t.is_stale()
+                && t.task.header().park_gen.load(Ordering::Relaxed) == t.generation
+                && t.task.header().state.unpark() == crate::park::state::Wake::Schedule
+            {
+                woke = true;
+                // SAFETY: PARKED → QUEUED by us: we own the reference the
+                // parked coroutine kept (see `Context::resume`).
+                self.schedule(unsafe { TaskRef::adopt(t.task.as_ptr()) });
+            }
+        }
+        woke
+    }
+
+    /// Workers the monitor finds held now.
+    pub(crate) fn held_workers(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
     }
 
     /// Whether shutdown has begun.

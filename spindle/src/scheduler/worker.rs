@@ -31,6 +31,7 @@ use crate::clock;
 use crate::coroutine::alloc;
 use crate::coroutine::task::{self, Header, RawCo, Stage, Suspend, TaskRef};
 use crate::park::state::{DONE, NEW, PARKED, QUEUED, State};
+use crate::policy::{BUDGET, RunQueue, SchedData, Why};
 use crate::stack::{self, LocalPool};
 use crate::sys::futex;
 use crate::time::heap::TimerHeap;
@@ -48,19 +49,21 @@ const MAX_TIMED_STREAK: u32 = 32;
 const EPOLL_GRAIN: Duration = Duration::from_millis(1);
 /// Search rounds (with growing pauses, ~2 µs in all) before sleeping.
 const SPIN_ROUNDS: u32 = 3;
+/// How often a sleeping extra worker wakes to see whether it may retire.
+const EXTRA_RECHECK: Duration = Duration::from_millis(100);
 /// One resume in this many is timed for run-time accounting.
 const RUN_TIME_SAMPLE: u64 = 16;
 
 /// A pending timed park.
 pub(crate) struct Timer {
-    task: TaskRef,
-    generation: u64,
+    pub(crate) task: TaskRef,
+    pub(crate) generation: u64,
 }
 
 impl Timer {
     /// Whether firing this timer would do nothing: its coroutine parked
     /// again since (its generation moved on) or finished.
-    fn is_stale(&self) -> bool {
+    pub(crate) fn is_stale(&self) -> bool {
         let h = self.task.header();
         h.park_gen.load(Ordering::Relaxed) != self.generation
             || State::lifecycle(h.state.load_relaxed()) == DONE
@@ -104,6 +107,30 @@ pub(crate) struct Context {
     task_cache: UnsafeCell<alloc::Cache>,
     /// Spare vector the inbox is drained into.
     spare: RefCell<Vec<TaskRef>>,
+    /// Whether a policy other than `Fifo` runs (its queue is
+    /// `Remote::policy`). Under `Fifo` the worker runs on `next`, `ready`,
+    /// `timed` and `fresh` directly; under a policy those stay empty (but
+    /// `fresh`, whose new coroutines are admitted at each pick): every
+    /// runnable coroutine goes through the policy's queue.
+    policy: bool,
+    /// Runtime calls left in this turn (see `coop`).
+    budget: Cell<u32>,
+    /// Under a policy: when this turn's slice ends (runtime-clock ns;
+    /// `u64::MAX` for none).
+    slice_end: Cell<u64>,
+    /// Under a policy: when this worker's next timer is due (ns, or
+    /// `u64::MAX`): a runtime call past it ends the turn, so the woken
+    /// coroutine can be ordered against the running one.
+    next_due: Cell<u64>,
+    /// Why the last `Suspend::Forced` ended a turn.
+    forced: Cell<Why>,
+    /// Whether turns are recorded (`runtime::Builder::trace_turns`).
+    tracing: bool,
+    /// `policy.is_some() || tracing`: whether turns are timed.
+    timed_turns: bool,
+    /// An extra worker started by the monitor; it retires when idle,
+    /// owning nothing, with no worker held.
+    extra: bool,
 }
 
 thread_local! {
@@ -119,6 +146,14 @@ thread_local! {
 pub(crate) fn context() -> Option<*const Context> {
     let p = CONTEXT.with(|c| c.get());
     if p.is_null() { None } else { Some(p) }
+}
+
+/// [`context`], inlined into the caller, or null: only for callers that
+/// are themselves `#[inline(never)]` and do not use the pointer after a
+/// switch (`coop::charge`).
+#[inline(always)]
+pub(crate) fn context_raw() -> *const Context {
+    CONTEXT.with(|c| c.get())
 }
 
 /// The stack-overflow report's view of the coroutine running on this
@@ -149,8 +184,15 @@ pub(crate) fn current_task() -> Option<NonNull<Header>> {
 impl Context {
     /// A context for worker `index`, with its local queue of new
     /// coroutines (whose stealer is already in `shared`).
-    pub(crate) fn new(shared: Arc<Shared>, index: usize, fresh: Deque<TaskRef>) -> Context {
+    pub(crate) fn new(
+        shared: Arc<Shared>,
+        index: usize,
+        fresh: Deque<TaskRef>,
+        extra: bool,
+    ) -> Context {
         let remote: *const Remote = &*shared.remotes[index];
+        let policy = shared.remotes[index].policy.is_some();
+        let tracing = shared.trace.is_some();
         // The worker caches stacks of its runtime's default size.
         let pool =
             LocalPool::with_size(shared.config.stack_size).unwrap_or_else(|_| LocalPool::new());
@@ -175,7 +217,21 @@ impl Context {
             ),
             spare: RefCell::new(Vec::new()),
             task_cache: UnsafeCell::new(alloc::Cache::new()),
+            budget: Cell::new(BUDGET),
+            slice_end: Cell::new(u64::MAX),
+            next_due: Cell::new(u64::MAX),
+            forced: Cell::new(Why::Preempted),
+            timed_turns: tracing || policy,
+            policy,
+            tracing,
+            extra,
         }
+    }
+
+    /// Takes this worker's queue of new coroutines (empty once it has
+    /// retired), so an extra worker's slot can be started again.
+    pub(crate) fn take_fresh(&mut self) -> Deque<TaskRef> {
+        std::mem::replace(&mut self.fresh, Deque::new_fifo())
     }
 
     /// Runs `f` on this worker's task-memory cache.
@@ -210,7 +266,9 @@ impl Context {
         let next = self.next.take();
         let some = next.is_some();
         self.next.set(next);
-        some || !self.ready().is_empty() || self.remote().inbox.has_items()
+        some || !self.ready().is_empty()
+            || self.remote().inbox.has_items()
+            || self.queue().is_some_and(|q| q.len() > 0)
     }
 
     /// This worker's shared part.
@@ -229,7 +287,7 @@ impl Context {
             .store(r.spawned.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         self.fresh.push(task);
         self.fresh_hint.set(self.fresh_hint.get() + 1);
-        if self.shared.remotes.len() > 1 {
+        if self.shared.multi_worker() {
             self.shared.notify_one();
         }
     }
@@ -241,7 +299,13 @@ impl Context {
     /// else to its owner's inbox.
     pub(crate) fn schedule_from_worker(&self, task: TaskRef) {
         let h = task.header();
-        if h.worker.load(Ordering::Relaxed) == self.index || h.migratable {
+        if h.migratable && !self.policy {
+            // Never into a private queue: `fresh` is stealable, so if this
+            // worker gets held by a coroutine that makes no runtime call,
+            // others (or the monitor) can take it.
+            h.worker.store(self.index, Ordering::Relaxed);
+            self.push_stealable(task);
+        } else if h.worker.load(Ordering::Relaxed) == self.index || h.migratable {
             h.worker.store(self.index, Ordering::Relaxed);
             self.schedule_local(task);
         } else {
@@ -249,10 +313,65 @@ impl Context {
         }
     }
 
+    /// Enqueues a woken coroutine of this worker: into the `next` slot
+    /// (the previous occupant to the back of `ready`), or into the policy.
     pub(crate) fn schedule_local(&self, task: TaskRef) {
-        if let Some(prev) = self.next.replace(Some(task)) {
+        if self.policy {
+            self.admit(task, Why::Woken);
+        } else if let Some(prev) = self.next.replace(Some(task)) {
             self.ready().push_back(prev);
         }
+    }
+
+    /// Pushes a runnable coroutine where other workers can steal it.
+    fn push_stealable(&self, task: TaskRef) {
+        self.fresh.push(task);
+        self.fresh_hint.set(self.fresh_hint.get() + 1);
+        if self.shared.multi_worker() {
+            self.shared.notify_one();
+        }
+    }
+
+    /// Puts a coroutine that is still runnable after its turn back in
+    /// line: under a policy, as the policy orders it; else a migratable
+    /// one into the injector (fair, and out of reach of a held worker),
+    /// the others to the back of `ready`.
+    #[inline(always)]
+    fn requeue(&self, task: TaskRef, why: Why) {
+        if self.policy {
+            // What arrived during the turn came first.
+            self.admit_pending();
+            self.admit(task, why);
+        } else if task.header().migratable {
+            self.shared.injector.push(task);
+            self.shared.notify_one();
+        } else {
+            self.ready().push_back(task);
+        }
+    }
+
+    /// The policy's queue, locked; `None` under `Fifo`.
+    ///
+    /// A lock rather than a `RefCell` because other threads take from it:
+    /// idle workers steal not-yet-started coroutines, the monitor moves
+    /// new and migratable ones off a held worker. Uncontended otherwise;
+    /// never held across a switch or while taking another worker's queue.
+    fn queue(&self) -> Option<std::sync::MutexGuard<'_, Box<dyn RunQueue<TaskRef>>>> {
+        let q = self.remote().policy.as_ref()?;
+        Some(q.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Hands a runnable coroutine to the policy's queue.
+    fn admit(&self, task: TaskRef, why: Why) {
+        let Some(mut q) = self.queue() else {
+            unreachable!("admit without a policy")
+        };
+        let now = self.shared.now_ns();
+        // SAFETY: the coroutine is runnable and in this worker's hands,
+        // and we hold this worker's queue lock (`Header::sched`).
+        let s = unsafe { sched_data(&task) };
+        s.nice = task.header().nice.load(Ordering::Relaxed);
+        q.push(task, s, why, now);
     }
 
     /// Reserves a stack for a coroutine spawned on this worker, from the
@@ -263,7 +382,16 @@ impl Context {
 
     /// Registers a timer that unparks `task` at `deadline` unless it parked
     /// again since (its generation moved on).
+    ///
+    /// A migratable coroutine's timer goes to the runtime's shared heap,
+    /// so any worker (or the monitor) can fire it even if this worker is
+    /// held by then.
     pub(crate) fn add_timer(&self, deadline: Instant, task: TaskRef, generation: u64) {
+        if task.header().migratable {
+            self.shared
+                .add_shared_timer(deadline, Timer { task, generation });
+            return;
+        }
         self.timers
             .borrow_mut()
             .push(deadline, Timer { task, generation });
@@ -275,6 +403,9 @@ impl Context {
         while !self.shared.is_shutdown() {
             if let Some(task) = self.next_task() {
                 self.run_task(task);
+            } else if self.extra && self.may_retire() {
+                CONTEXT.with(|c| c.set(ptr::null()));
+                return;
             } else {
                 self.idle();
             }
@@ -283,8 +414,22 @@ impl Context {
         CONTEXT.with(|c| c.set(ptr::null()));
     }
 
+    /// An extra worker may retire once no worker is held and it has
+    /// nothing queued and no coroutine of its own alive (started ones
+    /// never leave their worker).
+    fn may_retire(&self) -> bool {
+        self.shared.held_workers() == 0
+            && self.fresh.is_empty()
+            && !self.has_runnable()
+            && self.timers.borrow().is_empty()
+            && self.shared.registry.owned_by(self.index).is_empty()
+    }
+
     #[inline(always)]
     fn next_task(&self) -> Option<TaskRef> {
+        if self.policy {
+            return self.next_task_policy();
+        }
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
         let until_global = self.until_global.get() - 1;
@@ -340,6 +485,66 @@ impl Context {
         self.timed.borrow_mut().pop_front()
     }
 
+    /// `next_task` under a policy: wake-ups and new coroutines are
+    /// admitted into the policy's queue, which picks.
+    fn next_task_policy(&self) -> Option<TaskRef> {
+        let until_global = self.until_global.get() - 1;
+        self.until_global.set(until_global);
+        if until_global == 0 {
+            self.until_global.set(GLOBAL_INTERVAL);
+            self.shared.reactor.poll(Some(Duration::ZERO));
+            if let Some(t) = self.pop_injector() {
+                self.admit_any(t);
+            }
+            self.fire_timers();
+        }
+        // Timers first at every pick (not every 61st): a turn cut short
+        // because a timer was due must find its coroutine admitted.
+        let due = self.timers.borrow().peek_deadline();
+        if due.is_some_and(|d| d <= Instant::now()) {
+            self.fire_timers();
+        }
+        self.admit_pending();
+        let now = self.shared.now_ns();
+        if let Some(t) = self.queue().and_then(|mut q| q.pop(now)) {
+            return Some(t);
+        }
+        if let Some(t) = self.pop_injector() {
+            self.admit_any(t);
+        } else {
+            self.fire_timers();
+        }
+        self.admit_pending();
+        self.queue().and_then(|mut q| q.pop(now))
+    }
+
+    /// Admits what arrived since the last pick: the inbox's wake-ups and
+    /// this worker's new coroutines.
+    fn admit_pending(&self) {
+        let remote = self.remote();
+        if remote.inbox.has_items() {
+            let mut spare = self.spare.borrow_mut();
+            remote.inbox.drain_into(&mut spare);
+            for t in spare.drain(..) {
+                self.admit(t, Why::Woken);
+            }
+        }
+        while let Some(t) = self.pop_fresh() {
+            self.admit_any(t);
+        }
+    }
+
+    /// Admits a coroutine from `fresh` or the injector: new, or a woken
+    /// migratable one.
+    fn admit_any(&self, t: TaskRef) {
+        let why = if State::lifecycle(t.header().state.load_relaxed()) == NEW {
+            Why::New
+        } else {
+            Why::Woken
+        };
+        self.admit(t, why);
+    }
+
     /// Pops the newest new coroutine, skipping the deque when the hint
     /// says it is empty.
     #[inline(always)]
@@ -368,9 +573,10 @@ impl Context {
 
     /// Unparks every coroutine whose timer is due; returns whether any was.
     fn fire_timers(&self) -> bool {
+        let shared_fired = self.shared.fire_shared_timers();
         let mut timers = self.timers.borrow_mut();
         if timers.is_empty() {
-            return false;
+            return shared_fired;
         }
         let now = Instant::now();
         let mut fired = false;
@@ -385,9 +591,14 @@ impl Context {
                 h.worker.store(self.index, Ordering::Relaxed);
                 // SAFETY: PARKED → QUEUED by us: we own the reference the
                 // parked coroutine kept (see `resume`).
-                self.timed
-                    .borrow_mut()
-                    .push_back(unsafe { TaskRef::adopt(t.task.as_ptr()) });
+                let woken = unsafe { TaskRef::adopt(t.task.as_ptr()) };
+                if self.policy {
+                    self.admit(woken, Why::Woken);
+                } else if h.migratable {
+                    self.push_stealable(woken);
+                } else {
+                    self.timed.borrow_mut().push_back(woken);
+                }
             }
         }
         // Cancelled timers must not pile up (time/heap.rs, "Compaction"):
@@ -445,7 +656,12 @@ impl Context {
             }
             DONE => return,
             PARKED => unreachable!("a parked coroutine was queued"),
-            _ => {}
+            _ => {
+                if h.migratable {
+                    // A yielded migratable coroutine, from the injector.
+                    h.worker.store(self.index, Ordering::Relaxed);
+                }
+            }
         }
         self.resume(task);
     }
@@ -506,6 +722,19 @@ impl Context {
         // Relaxed: read by this thread (`current_task`) and, as a hint
         // only, by snapshots.
         remote.current.store(hp.cast_mut(), Ordering::Relaxed);
+        // The monitor tells turns apart by this count (only we write it).
+        remote
+            .turns
+            .store(remote.turns.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        if remote.preempt.load(Ordering::Relaxed) {
+            remote.preempt.store(false, Ordering::Relaxed);
+        }
+        self.budget.set(BUDGET);
+        let turn_start = if self.timed_turns {
+            self.begin_turn(&task)
+        } else {
+            0
+        };
         // SAFETY: task.rs invariant 2: this worker runs the coroutine; we
         // take raw pointers to disjoint fields so the coroutine's own
         // accesses to `run` (yielder, locals) do not alias a `&mut`.
@@ -530,8 +759,22 @@ impl Context {
                 .store(h.run_ticks.load(Ordering::Relaxed) + dt, Ordering::Relaxed);
         }
         remote.current.store(ptr::null_mut(), Ordering::Relaxed);
+        if self.timed_turns {
+            let runnable = matches!(
+                result,
+                CoroutineResult::Yield(Suspend::Yield | Suspend::Forced)
+            );
+            self.end_turn(&task, turn_start, !runnable);
+        }
         match result {
-            CoroutineResult::Yield(Suspend::Yield) => self.ready().push_back(task),
+            CoroutineResult::Yield(Suspend::Yield) => self.requeue(task, Why::Yielded),
+            CoroutineResult::Yield(Suspend::Forced) => {
+                remote.forced_yields.store(
+                    remote.forced_yields.load(Ordering::Relaxed) + 1,
+                    Ordering::Relaxed,
+                );
+                self.requeue(task, self.forced.get());
+            }
             CoroutineResult::Yield(Suspend::Park) => {
                 if h.state.commit_park() {
                     // PARKED: the coroutine keeps this reference; the
@@ -539,6 +782,9 @@ impl Context {
                     // run queue (`park::unpark_task`), so a wake-up costs
                     // no reference-count traffic.
                     std::mem::forget(task);
+                } else if self.policy {
+                    // A token arrived while it was switching out.
+                    self.admit(task, Why::Woken);
                 } else {
                     // A token arrived while it was switching out.
                     self.ready().push_front(task);
@@ -554,6 +800,79 @@ impl Context {
                 task.finish();
             }
         }
+    }
+
+    /// Starts a turn under a policy or tracing: asks the policy for the
+    /// slice, notes when the next timer is due; returns the start time.
+    fn begin_turn(&self, task: &TaskRef) -> u64 {
+        let now = self.shared.now_ns();
+        if let Some(mut q) = self.queue() {
+            // SAFETY: we run this coroutine, and hold our queue lock.
+            let s = unsafe { sched_data(task) };
+            s.nice = task.header().nice.load(Ordering::Relaxed);
+            let slice = q.slice(s, now);
+            self.slice_end
+                .set(slice.map_or(u64::MAX, |d| now.saturating_add(d)));
+            let due = self
+                .timers
+                .borrow()
+                .peek_deadline()
+                .map_or(u64::MAX, |d| self.shared.instant_ns(d));
+            self.next_due.set(due);
+        }
+        now
+    }
+
+    /// Ends a turn begun by `begin_turn`: charges the policy, records the
+    /// turn if tracing. `parked` says the turn ended in a park or return.
+    fn end_turn(&self, task: &TaskRef, start: u64, parked: bool) {
+        let now = self.shared.now_ns();
+        let ran = now.saturating_sub(start);
+        if let Some(mut q) = self.queue() {
+            // SAFETY: as in `begin_turn`.
+            let s = unsafe { sched_data(task) };
+            q.charge(s, ran, parked, now);
+        }
+        if self.tracing {
+            self.shared
+                .record_turn(self.index, task.header().id(), start, now);
+        }
+    }
+
+    /// Whether the running coroutine's turn is over at this runtime call,
+    /// and why (`coop::charge` calls this on every runtime call).
+    ///
+    /// Under `Fifo` a turn lasts [`BUDGET`] runtime calls; under a policy
+    /// its slice replaces the budget (a loop that calls `checkpoint()`
+    /// millions of times a second must still get its whole slice). Under
+    /// both, the monitor's mark ends it.
+    #[inline]
+    pub(crate) fn turn_over(&self) -> Option<Why> {
+        if self.remote().preempt.load(Ordering::Relaxed) {
+            return Some(Why::Preempted);
+        }
+        if !self.policy {
+            let b = self.budget.get();
+            if b <= 1 {
+                return Some(Why::Preempted);
+            }
+            self.budget.set(b - 1);
+            return None;
+        }
+        let now = self.shared.now_ns();
+        if now >= self.slice_end.get() {
+            Some(Why::Preempted)
+        } else if now >= self.next_due.get() || self.remote().inbox.has_items() {
+            Some(Why::Interrupted)
+        } else {
+            None
+        }
+    }
+
+    /// Records why the coroutine about to suspend with `Suspend::Forced`
+    /// gave way.
+    pub(crate) fn set_forced(&self, why: Why) {
+        self.forced.set(why);
     }
 
     /// No local work: steal if allowed to search, else sleep until woken.
@@ -635,7 +954,42 @@ impl Context {
                 }
             }
         }
-        self.pop_injector()
+        self.pop_injector().or_else(|| self.steal_admitted(start))
+    }
+
+    /// Under a policy: steals about half of another worker's admitted but
+    /// not-yet-started coroutines from its policy queue (at most 32);
+    /// runs the first, admits the rest here.
+    fn steal_admitted(&self, start: usize) -> Option<TaskRef> {
+        if !self.policy {
+            return None;
+        }
+        let remotes = &self.shared.remotes;
+        let n = remotes.len();
+        let mut stolen = Vec::new();
+        for k in 0..n {
+            let i = (start + k) % n;
+            if i == self.index || !remotes[i].active.load(Ordering::Relaxed) {
+                continue;
+            }
+            let Some(q) = &remotes[i].policy else {
+                continue;
+            };
+            let mut q = q.lock().unwrap_or_else(|e| e.into_inner());
+            let max = q.len().div_ceil(2).min(32);
+            let mut is_new = |t: &TaskRef| State::lifecycle(t.header().state.load_relaxed()) == NEW;
+            q.take_if(&mut is_new, max, &mut stolen);
+            drop(q);
+            if !stolen.is_empty() {
+                break;
+            }
+        }
+        let mut stolen = stolen.into_iter();
+        let first = stolen.next()?;
+        for t in stolen {
+            self.admit(t, Why::New);
+        }
+        Some(first)
     }
 
     /// Sleeps on the futex until woken or until the next timer is due.
@@ -658,11 +1012,17 @@ impl Context {
         remote.sleep.store(SLEEPING, Ordering::SeqCst);
         shared.idle.add_sleeper(self.index);
         std::sync::atomic::fence(Ordering::SeqCst);
-        let timeout = self
-            .timers
-            .borrow()
-            .peek_deadline()
-            .map(|d| d.saturating_duration_since(Instant::now()));
+        let local_due = self.timers.borrow().peek_deadline();
+        let due = match (local_due, self.shared.shared_timer_due()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let mut timeout = due.map(|d| d.saturating_duration_since(Instant::now()));
+        if self.extra {
+            // An extra worker looks again now and then whether it may
+            // retire (its last coroutine may have ended elsewhere in time).
+            timeout = Some(timeout.map_or(EXTRA_RECHECK, |t| t.min(EXTRA_RECHECK)));
+        }
         let must_stay = shared.is_shutdown()
             || shared.has_visible_work(self.index)
             || timeout == Some(Duration::ZERO);
@@ -753,9 +1113,27 @@ impl Context {
             t.cancel_unstarted();
         } else if State::lifecycle(h.state.load_relaxed()) != DONE {
             h.worker.store(self.index, Ordering::Relaxed);
-            self.ready().push_back(t);
+            if self.policy {
+                self.admit(t, Why::Woken);
+            } else {
+                self.ready().push_back(t);
+            }
         }
     }
+}
+
+/// The scheduling data of a coroutine, not tied to the borrow of `task`
+/// (the reference is moved into a queue while the data is in use).
+///
+/// # Safety
+/// The caller is the worker that runs `task`, or holds it runnable, and
+/// holds its own queue lock (`Remote::policy`): `Header::sched` is touched
+/// only under the lock of the queue the coroutine is in or about to enter
+/// (thieves and the monitor take coroutines out without touching it). The
+/// result is used only while the task is alive.
+unsafe fn sched_data<'a>(task: &TaskRef) -> &'a mut SchedData {
+    // SAFETY: per the contract.
+    unsafe { &mut *task.header().sched.get() }
 }
 
 impl Drop for Context {
@@ -765,6 +1143,16 @@ impl Drop for Context {
         // only decrements counts, it never unwinds a coroutine elsewhere.
         while let Some(t) = self.fresh.pop() {
             t.cancel_unstarted();
+        }
+        if let Some(mut q) = self.queue() {
+            let mut queued = Vec::new();
+            q.drain(&mut queued);
+            drop(q);
+            for t in queued {
+                if State::lifecycle(t.header().state.load_relaxed()) == NEW {
+                    t.cancel_unstarted();
+                }
+            }
         }
     }
 }

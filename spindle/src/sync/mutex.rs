@@ -693,6 +693,7 @@ impl<T: ?Sized> Mutex<T> {
     /// the lock).
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
+        crate::scheduler::coop::charge();
         self.raw.lock();
         MutexGuard::new(self)
     }

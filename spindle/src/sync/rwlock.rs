@@ -500,6 +500,7 @@ impl<T: ?Sized> RwLock<T> {
     /// waits, unwinds with [`Cancelled`](crate::Cancelled).
     #[inline]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
+        crate::scheduler::coop::charge();
         self.raw.read(None);
         RwLockReadGuard::new(self)
     }
@@ -527,6 +528,7 @@ impl<T: ?Sized> RwLock<T> {
     /// it waits, unwinds with [`Cancelled`](crate::Cancelled).
     #[inline]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
+        crate::scheduler::coop::charge();
         self.raw.write(None);
         RwLockWriteGuard::new(self)
     }

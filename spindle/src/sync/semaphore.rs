@@ -171,6 +171,7 @@ impl Semaphore {
     /// (or until [`add_permits`](Semaphore::add_permits) makes it possible),
     /// and every later acquirer waits behind it.
     pub fn acquire_many(&self, n: usize) -> SemaphorePermit<'_> {
+        crate::scheduler::coop::charge();
         loop {
             if let Some(permit) = self.acquire_until(n, None) {
                 return permit;

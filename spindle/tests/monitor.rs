@@ -1,0 +1,248 @@
+//! The monitor thread: a worker held by a coroutine that makes no runtime
+//! call is reported by name, and new coroutines, migratable ones, their
+//! timers and their I/O keep running on an extra worker; coroutines that
+//! started on the held worker wait for it (soundness by affinity).
+//!
+//! Scenario after Go's runtime test `TestPreemptionGC`/sysmon hand-off: a
+//! tight loop must not stop the rest of the program; spindle cannot
+//! preempt it, so it moves work around it instead.
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use spindle::channel;
+use spindle::policy::{Mlfq, Policy};
+use spindle::runtime::{HeldWorker, Runtime};
+
+/// Waits (on the test thread) until `cond` holds, at most `limit`.
+fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    while Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    cond()
+}
+
+/// A one-worker runtime whose held-worker reports are collected.
+fn runtime() -> (Runtime, Arc<Mutex<Vec<HeldWorker>>>) {
+    runtime_with(Policy::Fifo)
+}
+
+fn runtime_with(policy: Policy) -> (Runtime, Arc<Mutex<Vec<HeldWorker>>>) {
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let sink = reports.clone();
+    let rt = Runtime::builder()
+        .workers(1)
+        .policy(policy)
+        .hold_threshold(Duration::from_millis(10))
+        .on_held_worker(move |r| sink.lock().unwrap().push(r.clone()))
+        .build()
+        .unwrap();
+    (rt, reports)
+}
+
+/// Spawns a named coroutine that spins without any runtime call until
+/// `stop` is set; returns once it runs.
+fn spawn_hog(rt: &Runtime, stop: &Arc<AtomicBool>) -> spindle::JoinHandle<()> {
+    let running = Arc::new(AtomicBool::new(false));
+    let (r, s) = (running.clone(), stop.clone());
+    let h = spindle::Builder::new()
+        .name("hog".into())
+        .spawn_on(rt.handle(), move || {
+            r.store(true, Ordering::SeqCst);
+            while !s.load(Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        })
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(10), || running.load(Ordering::SeqCst)));
+    h
+}
+
+#[test]
+fn a_held_worker_is_named_and_new_work_runs_elsewhere() {
+    held_worker_scenario(Policy::Fifo);
+}
+
+#[test]
+fn the_rescue_works_under_a_policy_too() {
+    // Under a policy, new and migratable coroutines sit in the worker's
+    // policy queue, not only in its deque; the monitor takes them there.
+    held_worker_scenario(Policy::RoundRobin {
+        slice: Duration::from_millis(2),
+    });
+    held_worker_scenario(Policy::Mlfq(Mlfq::default()));
+}
+
+fn held_worker_scenario(policy: Policy) {
+    let (rt, reports) = runtime_with(policy);
+    // Started on worker 0 before the hog: it must wait for the hog.
+    let (to_old, old_rx) = channel::unbounded::<u32>();
+    let (old_tx, from_old) = channel::unbounded::<u32>();
+    let old = rt.spawn(move || {
+        for v in old_rx.iter() {
+            old_tx.send(v + 1).unwrap();
+        }
+    });
+    to_old.send(1).unwrap();
+    assert_eq!(from_old.recv_timeout(Duration::from_secs(10)), Ok(2));
+
+    // A migratable coroutine that started on worker 0 and sleeps through
+    // the hog's start: its timer is not the held worker's to fire.
+    let (slept_tx, slept_rx) = channel::unbounded::<&'static str>();
+    // SAFETY: the coroutine holds nothing thread-bound across its calls.
+    let sleeper = unsafe { spindle::Builder::new().migratable() };
+    sleeper
+        .spawn_on(rt.handle(), move || {
+            slept_tx.send("started").unwrap();
+            spindle::sleep(Duration::from_millis(30));
+            slept_tx.send("slept").unwrap();
+        })
+        .unwrap();
+    assert_eq!(
+        slept_rx.recv_timeout(Duration::from_secs(10)),
+        Ok("started")
+    );
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let hog = spawn_hog(&rt, &stop);
+    assert_eq!(slept_rx.recv_timeout(Duration::from_secs(20)), Ok("slept"));
+
+    // New coroutines run: with a timer, and with socket I/O.
+    let (tx, rx) = channel::unbounded::<&'static str>();
+    let tx2 = tx.clone();
+    rt.spawn(move || {
+        spindle::sleep(Duration::from_millis(5));
+        tx2.send("timer").unwrap();
+    });
+    let tx3 = tx.clone();
+    rt.spawn(move || {
+        let listener = spindle::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = spindle::spawn(move || {
+            let mut c = spindle::net::TcpStream::connect(addr).unwrap();
+            c.write_all(b"ping").unwrap();
+            let mut buf = [0; 4];
+            c.read_exact(&mut buf).unwrap();
+            buf
+        });
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0; 4];
+        s.read_exact(&mut buf).unwrap();
+        s.write_all(b"pong").unwrap();
+        assert_eq!(&client.join().unwrap(), b"pong");
+        tx3.send("io").unwrap();
+    });
+    // A migratable coroutine that parks and is woken from outside.
+    let (wake_tx, wake_rx) = channel::bounded::<()>(0);
+    let tx4 = tx.clone();
+    // SAFETY: the coroutine holds nothing thread-bound across its calls.
+    let mig = unsafe { spindle::Builder::new().migratable() };
+    mig.spawn_on(rt.handle(), move || {
+        wake_rx.recv().unwrap();
+        spindle::sleep(Duration::from_millis(1));
+        tx4.send("migratable").unwrap();
+    })
+    .unwrap();
+    wake_tx.send(()).unwrap();
+
+    let mut got: Vec<_> = (0..3)
+        .map(|_| {
+            rx.recv_timeout(Duration::from_secs(20))
+                .expect("rescued work ran")
+        })
+        .collect();
+    got.sort_unstable();
+    assert_eq!(got, ["io", "migratable", "timer"]);
+
+    // The coroutine that started on the held worker waits for it: its
+    // reply cannot come while the hog spins.
+    to_old.send(10).unwrap();
+    assert!(from_old.recv_timeout(Duration::from_millis(50)).is_err());
+
+    let report = reports.lock().unwrap()[0].clone();
+    assert_eq!(report.worker, 0);
+    assert_eq!(report.name.as_deref(), Some("hog"));
+    assert_eq!(report.spawn_location.file(), file!());
+    assert!(report.held_for >= Duration::from_millis(10));
+    assert_eq!(report.in_system_call, Some(false));
+    let text = report.to_string();
+    assert!(
+        text.contains("\"hog\"") && text.contains("checkpoint()"),
+        "{text}"
+    );
+
+    let m = rt.handle().metrics();
+    assert!(m.held_workers >= 1 && m.extra_workers_started >= 1, "{m:?}");
+
+    stop.store(true, Ordering::Relaxed);
+    hog.join().unwrap();
+    assert_eq!(from_old.recv_timeout(Duration::from_secs(10)), Ok(11));
+    // The pressure is gone: the extra worker retires.
+    assert!(wait_for(Duration::from_secs(10), || {
+        rt.handle().metrics().extra_workers_alive == 0
+    }));
+    assert!(rt.handle().metrics().extra_workers_retired >= 1);
+    drop(to_old);
+    old.join().unwrap();
+}
+
+#[test]
+fn a_blocking_system_call_is_reported_as_one() {
+    let (rt, reports) = runtime();
+    let h = spindle::Builder::new()
+        .name("sleeper".into())
+        .spawn_on(rt.handle(), || {
+            std::thread::sleep(Duration::from_millis(300))
+        })
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(10), || !reports
+        .lock()
+        .unwrap()
+        .is_empty()));
+    let report = reports.lock().unwrap()[0].clone();
+    assert_eq!(report.in_system_call, Some(true));
+    assert!(report.to_string().contains("spindle::blocking::run"));
+    h.join().unwrap();
+}
+
+#[test]
+fn a_long_turn_yields_at_its_next_runtime_call() {
+    // Go's sysmon `preemptone`: a turn past half the hold threshold is
+    // marked and ends at the next runtime call, whatever the policy says
+    // (here a round robin whose slice is far longer than the turn).
+    let rt = Runtime::builder()
+        .workers(1)
+        .hold_threshold(Duration::from_millis(100))
+        .on_held_worker(|_| {})
+        .policy(spindle::policy::Policy::RoundRobin {
+            slice: Duration::from_secs(10),
+        })
+        .build()
+        .unwrap();
+    let n = rt.block_on(|| {
+        let other_ran = Arc::new(AtomicBool::new(false));
+        let o = other_ran.clone();
+        let other = spindle::spawn(move || o.store(true, Ordering::SeqCst));
+        // Spin past the mark (at 50 ms; the monitor looks every 10 ms at
+        // most, and every 25 ms while a worker is busy) but not into a
+        // hold (100 ms, which would move `other` to an extra worker)
+        // without a runtime call, then make one.
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(95) {
+            std::hint::spin_loop();
+        }
+        let ran_before = other_ran.load(Ordering::SeqCst);
+        spindle::checkpoint();
+        let ran_after = other_ran.load(Ordering::SeqCst);
+        other.join().unwrap();
+        (ran_before, ran_after)
+    });
+    assert_eq!(n, (false, true));
+    assert!(rt.handle().metrics().forced_yields >= 1);
+}
