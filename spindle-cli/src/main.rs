@@ -4,9 +4,13 @@
 //!   runs one workload of `shared/bench/WORKLOADS.md` and prints its JSON
 //!   lines on stdout. Exit status 2 for a usage error (including a workload
 //!   with no row for the chosen system), 3 when a correctness check fails.
+//!   `spindle bench sched_latency [--policy NAME] [--hogs yield|no-yield]
+//!   [--interactive N] [--work-us US] [--secs S]` measures a scheduling
+//!   policy's wake-up latency under CPU-bound load.
 //! - `spindle lab [--json]` measures what a process, a thread and a
 //!   coroutine cost here to create, to switch and to keep alive, beside the
-//!   textbook figures.
+//!   textbook figures, and shows the scheduling policies side by side (a
+//!   table, and a Gantt chart written to `spindle-lab-policies.svg`).
 
 mod bench;
 mod lab;

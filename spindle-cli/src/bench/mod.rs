@@ -6,12 +6,15 @@
 //! returning what it measured) and a `run` that repeats them for the bench.
 //! `spindle lab` calls the same measurement functions with smaller counts.
 
+pub mod busy;
 pub mod chan_pingpong;
+pub mod histogram;
 pub mod http_hello;
 pub mod idle_conns;
 pub mod idle_memory;
 pub mod mutex;
 pub mod os;
+pub mod sched_latency;
 pub mod server;
 pub mod skynet;
 pub mod spawn_join;
@@ -50,6 +53,10 @@ pub enum Workload {
     TcpEcho,
     /// An HTTP/1.1 keep-alive server answering `GET /`, under wrk.
     HttpHello,
+    /// Not in WORKLOADS.md (the issue of scheduling policies defines it):
+    /// interactive coroutines' wake-up latency beside CPU-bound ones, per
+    /// scheduling policy.
+    SchedLatency,
     /// Not in WORKLOADS.md: resident memory per idle connection of an echo
     /// server, for `spindle lab`'s "serve 10,000 idle connections" rows.
     #[value(hide = true)]
@@ -69,6 +76,7 @@ impl Workload {
             Workload::Timers => "timers",
             Workload::TcpEcho => "tcp_echo",
             Workload::HttpHello => "http_hello",
+            Workload::SchedLatency => "sched_latency",
             Workload::IdleConns => "idle_conns",
         }
     }
@@ -118,6 +126,53 @@ pub struct BenchArgs {
     /// generator.
     #[arg(long, value_name = "PORT")]
     pub serve: Option<u16>,
+    /// The flags of `sched_latency`.
+    #[command(flatten)]
+    pub sched: SchedArgs,
+}
+
+/// The flags only `sched_latency` takes (see [`sched_latency`] for the
+/// load they shape); `None` means the workload's default.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SchedArgs {
+    /// `sched_latency`: the scheduling policy; every policy in turn when
+    /// not given.
+    #[arg(long, value_enum)]
+    pub policy: Option<sched_latency::PolicyName>,
+    /// `sched_latency`: whether the CPU-bound coroutines call
+    /// `spindle::checkpoint()` in their loop (`yield`, the default) or make
+    /// no runtime call at all (`no-yield`: the monitor must rescue the
+    /// interactive ones).
+    #[arg(long, value_enum)]
+    pub hogs: Option<sched_latency::Hogs>,
+    /// `sched_latency`: interactive coroutines (default 1,000, which
+    /// overloads 2 CPUs: see the workload's docs).
+    #[arg(long, value_name = "N")]
+    pub interactive: Option<u64>,
+    /// `sched_latency`: microseconds of work after each wake-up (default 10).
+    #[arg(long = "work-us", value_name = "US")]
+    pub work_us: Option<u64>,
+    /// `sched_latency`: seconds the load runs, per policy (default 10).
+    #[arg(long, value_name = "SECS")]
+    pub secs: Option<f64>,
+}
+
+impl SchedArgs {
+    /// Whether any flag was given.
+    fn any(&self) -> bool {
+        let SchedArgs {
+            policy,
+            hogs,
+            interactive,
+            work_us,
+            secs,
+        } = self;
+        policy.is_some()
+            || hogs.is_some()
+            || interactive.is_some()
+            || work_us.is_some()
+            || secs.is_some()
+    }
 }
 
 /// Why a bench could not produce a result.
@@ -268,6 +323,13 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
             args.workload.id()
         )));
     }
+    if args.sched.any() && args.workload != Workload::SchedLatency {
+        return Err(BenchError::Usage(format!(
+            "--policy, --hogs, --interactive, --work-us and --secs shape the `sched_latency` \
+             load; `{}` takes none of them",
+            args.workload.id()
+        )));
+    }
     match args.workload {
         Workload::SpawnJoin => spawn_join::run(args, emit),
         Workload::Yield => r#yield::run(args, emit),
@@ -279,6 +341,7 @@ pub fn run(args: &BenchArgs) -> Result<(), BenchError> {
         Workload::TcpEcho => tcp_echo::run(args, emit),
         Workload::HttpHello => http_hello::run(args, emit),
         Workload::IdleConns => idle_conns::run(args, emit),
+        Workload::SchedLatency => sched_latency::run(args, |l| println!("{}", l.to_json())),
     }
 }
 
@@ -323,13 +386,16 @@ pub fn in_child(args: &[String]) -> Result<ChildOutput, BenchError> {
     }
 }
 
-/// The `value` of the JSON line with `"metric":"<metric>"` in `lines` (as
-/// printed by [`Record::to_json`]).
+/// The `value` of the first JSON line with `"metric":"<metric>"` in
+/// `lines` (as printed by [`Record::to_json`], possibly with more fields
+/// after `value`).
 pub fn value_of(lines: &str, metric: &str) -> Option<f64> {
     let key = format!("\"metric\":{}", json_str(metric));
     let line = lines.lines().find(|l| l.contains(&key))?;
     let rest = &line[line.find("\"value\":")? + "\"value\":".len()..];
-    rest.trim_end_matches('}').trim().parse().ok()
+    // The value ends at the next field or at the end of the object.
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end].trim().parse().ok()
 }
 
 #[cfg(test)]

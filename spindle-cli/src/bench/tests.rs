@@ -132,6 +132,7 @@ fn bench_lines(workload: Workload, system: System, workers: u64, n: u64) -> Vec<
         n: Some(n),
         system,
         serve: None,
+        sched: Default::default(),
     };
     let mut records = Vec::new();
     let emit = |r| records.push(r);
@@ -179,4 +180,95 @@ fn new_workloads_print_their_json_lines() {
             );
         }
     }
+}
+
+/// `sched_latency` with tiny parameters: every policy, then the
+/// `no-yield` variant, prints its three lines with the run's fields. No
+/// assertion on the figures: they are the policy's and the machine's.
+#[test]
+fn sched_latency_prints_three_lines_per_policy() {
+    for (policy, hogs, workers) in [
+        (None, None, 1),
+        (
+            Some(sched_latency::PolicyName::Mlfq),
+            Some(sched_latency::Hogs::NoYield),
+            2,
+        ),
+    ] {
+        let args = BenchArgs {
+            workload: Workload::SchedLatency,
+            workers,
+            n: None,
+            system: System::Spindle,
+            serve: None,
+            sched: SchedArgs {
+                policy,
+                hogs,
+                interactive: Some(8),
+                work_us: Some(5),
+                secs: Some(0.05),
+            },
+        };
+        let mut lines = Vec::new();
+        sched_latency::run(&args, |l| lines.push(l)).unwrap();
+        let runs = if policy.is_some() {
+            1
+        } else {
+            spindle::policy::Policy::all().len()
+        };
+        assert_eq!(lines.len(), 3 * runs);
+        for (l, metric) in lines.iter().zip(
+            ["p50_wake_us", "p99_wake_us", "cpu_loops_per_sec"]
+                .iter()
+                .cycle(),
+        ) {
+            let r = &l.record;
+            assert_eq!(
+                (r.workload, r.system, r.n, r.workers),
+                ("sched_latency", "spindle", 8, workers)
+            );
+            assert_eq!(r.metric, *metric);
+            assert_eq!(l.hogs, hogs.unwrap_or(sched_latency::Hogs::Yield).id());
+            let json = l.to_json();
+            for field in [
+                "\"policy\":",
+                "\"hogs\":",
+                "\"forced_yields\":",
+                "\"interactive\":8,",
+            ] {
+                assert!(json.contains(field), "{json}");
+            }
+            assert!(
+                value_of(&json, metric).is_some() || json.contains("\"value\":null"),
+                "{json}"
+            );
+        }
+        if let Some(p) = policy {
+            assert_eq!(lines[0].policy, p.id());
+        }
+    }
+}
+
+#[test]
+fn sched_latency_flags_belong_to_it() {
+    let mut args = BenchArgs {
+        workload: Workload::Skynet,
+        workers: 1,
+        n: Some(1_000),
+        system: System::Spindle,
+        serve: None,
+        sched: SchedArgs {
+            secs: Some(1.0),
+            ..SchedArgs::default()
+        },
+    };
+    assert!(matches!(run(&args), Err(BenchError::Usage(_))));
+    args.workload = Workload::SchedLatency;
+    // `--n` is not how sched_latency is sized; --secs must be positive.
+    assert!(matches!(run(&args), Err(BenchError::Usage(_))));
+    args.n = None;
+    args.sched.secs = Some(0.0);
+    assert!(matches!(run(&args), Err(BenchError::Usage(_))));
+    args.system = System::Thread;
+    assert!(matches!(run(&args), Err(BenchError::Usage(_))));
 }

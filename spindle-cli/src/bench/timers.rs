@@ -256,6 +256,7 @@ mod tests {
                 n: Some(50),
                 system,
                 serve: None,
+                sched: Default::default(),
             };
             let mut records = Vec::new();
             run(&args, |r| records.push(r)).unwrap();
@@ -274,6 +275,7 @@ mod tests {
             n: Some(5),
             system: System::Process,
             serve: None,
+            sched: Default::default(),
         };
         assert!(matches!(run(&process, |_| {}), Err(BenchError::Usage(_))));
     }

@@ -19,7 +19,14 @@
 //! rendezvous channel, std's `sync_channel(0)`, a pipe). The wake-up rows
 //! put thousands of units to sleep for 1–100 ms each and show how late
 //! the 99th percentile woke.
+//!
+//! A last section, "scheduling policies" ([`policies`]), runs one small
+//! scenario under every scheduling policy and shows them side by side, as a
+//! table and as a Gantt chart written to `spindle-lab-policies.svg` in the
+//! current directory.
 
+mod gantt;
+mod policies;
 mod row;
 
 use std::io::IsTerminal;
@@ -28,6 +35,7 @@ use std::time::Duration;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::bench::busy::Busy;
 use crate::bench::chan_pingpong::{self, Peer};
 use crate::bench::os::Pinned;
 use crate::bench::{
@@ -93,6 +101,7 @@ fn kept(unit: &'static str, system: System, n: u64, textbook: Option<Textbook>) 
         n: Some(n),
         system,
         serve: None,
+        sched: Default::default(),
     };
     Step {
         cost: "keep alive",
@@ -372,7 +381,8 @@ fn steps() -> Vec<Step> {
 /// JSON lines). Fails with the first correctness failure, after printing.
 pub fn run(args: &LabArgs) -> Result<(), BenchError> {
     let steps = steps();
-    let bar = ProgressBar::new(steps.len() as u64);
+    let all_policies = spindle::policy::Policy::all();
+    let bar = ProgressBar::new((steps.len() + all_policies.len()) as u64);
     if std::io::stderr().is_terminal() {
         bar.set_draw_target(ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template("{bar:30} {pos}/{len} measuring {msg}") {
@@ -415,13 +425,52 @@ pub fn run(args: &LabArgs) -> Result<(), BenchError> {
         });
     }
     let rows: Vec<Row> = rows.into_iter().flatten().collect();
+    // Spindle rows, so measured after the OS rows (see above).
+    let busy = Busy::calibrate();
+    let mut runs = Vec::with_capacity(all_policies.len());
+    for policy in all_policies {
+        let name = policy.name().to_string();
+        bar.set_message(format!("the {name} policy"));
+        let run = policies::measure(policy, busy);
+        bar.inc(1);
+        runs.push(run.map_err(|e| {
+            let text = e.to_string();
+            if failure.is_none() || matches!(e, BenchError::Check(_)) {
+                failure = Some(e);
+            }
+            (name, text)
+        }));
+    }
     bar.finish_and_clear();
+    let measured: Vec<_> = runs
+        .iter()
+        .filter_map(|r| r.as_ref().ok())
+        .cloned()
+        .collect();
+    let svg_note = match std::fs::write(policies::SVG_FILE, policies::svg(&measured)) {
+        Ok(()) => format!(
+            "The Gantt chart of every policy is in {}.",
+            policies::SVG_FILE
+        ),
+        Err(e) => {
+            let note = format!(
+                "The Gantt chart could not be written to {}: {e}",
+                policies::SVG_FILE
+            );
+            failure.get_or_insert(BenchError::Io(e));
+            note
+        }
+    };
     if args.json {
         for r in &rows {
             println!("{}", r.to_json());
         }
+        for r in &measured {
+            println!("{}", r.to_json(policies::SVG_FILE));
+        }
     } else {
         print_report(&rows);
+        policies::print_table(&runs, &svg_note);
     }
     failure.map_or(Ok(()), Err)
 }

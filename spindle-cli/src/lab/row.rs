@@ -206,36 +206,46 @@ pub fn print_table(rows: &[Row]) {
             ]
         })
         .collect();
-    let mut widths = header.map(|h| h.chars().count());
-    for row in &cells {
-        for (w, c) in widths.iter_mut().zip(row) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let line = |cols: [&str; 6]| {
-        let mut s = String::new();
-        for (i, c) in cols.iter().enumerate() {
-            if i + 1 == cols.len() {
-                s += c;
-            } else {
-                s += &format!("{c}{}  ", " ".repeat(widths[i] - c.chars().count()));
-            }
-        }
-        println!("{}", s.trim_end());
-    };
-    line(header);
-    line(widths.map(|w| "─".repeat(w)).each_ref().map(String::as_str));
+    let lines = aligned(&header, &cells);
+    let (head, body) = lines.split_at(2);
+    head.iter().for_each(|l| println!("{l}"));
     let mut last_cost = "";
-    for (r, c) in rows.iter().zip(&cells) {
+    for (r, l) in rows.iter().zip(body) {
         if !last_cost.is_empty() && r.cost != last_cost {
             println!();
         }
         last_cost = r.cost;
-        line(c.each_ref().map(String::as_str));
+        println!("{l}");
     }
     for r in rows {
         if let Err(e) = &r.value {
             println!("\n{} of a {} was not measured: {e}", r.cost, r.unit);
         }
     }
+}
+
+/// `header`, a rule under it, and `cells`, as lines with every column but
+/// the last padded to its widest cell (no trailing spaces).
+pub fn aligned<const N: usize>(header: &[&str; N], cells: &[[String; N]]) -> Vec<String> {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cols: [&str; N]| {
+        let mut s = String::new();
+        for (i, c) in cols.iter().enumerate() {
+            if i + 1 == N {
+                s += c;
+            } else {
+                s += &format!("{c}{}  ", " ".repeat(widths[i] - c.chars().count()));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let rule = widths.map(|w| "─".repeat(w));
+    let mut out = vec![line(*header), line(rule.each_ref().map(String::as_str))];
+    out.extend(cells.iter().map(|c| line(c.each_ref().map(String::as_str))));
+    out
 }

@@ -1,0 +1,3 @@
+module spindle.invalid/bench/go/sched_latency
+
+go 1.19
