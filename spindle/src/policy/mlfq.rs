@@ -53,6 +53,11 @@ const MAX_SLICE: Duration = Duration::from_secs(4);
 /// nothing above is ready; at each boost it is queued at the top again,
 /// behind what was there and ahead of everything that arrives later.
 ///
+/// A turn cut short because a coroutine was woken goes to the back of its
+/// level, as an ended slice does (round robin within a level), keeping the
+/// allotment it used: right after a boost, a woken interactive coroutine
+/// runs before the rest of a CPU-bound one's top-level turn.
+///
 /// A slice is what is left of the allotment at the coroutine's level (a
 /// coroutine that used 1.5 ms of its 2 ms before parking gets 0.5 ms next
 /// time), but never less than 50 µs, so an allotment that is all but spent
@@ -231,12 +236,13 @@ impl<T: Send> RunQueue<T> for Queue<T> {
         } else {
             self.catch_up(s);
         }
+        // An interrupted turn (a wake-up arrived) goes to the back of its
+        // level like any other: rule 2 is round robin, and a coroutine woken
+        // at the same level — after a boost, an interactive one beside a
+        // CPU-bound one — runs before the rest of the long turn, not after
+        // it. Its allotment use is kept, so it cannot gain by this.
         let level = self.level(s);
-        if why == Why::Interrupted {
-            self.queues[level].push_front(item);
-        } else {
-            self.queues[level].push_back(item);
-        }
+        self.queues[level].push_back(item);
         self.occupied |= 1 << level;
         self.len += 1;
     }
@@ -422,11 +428,12 @@ mod tests {
     }
 
     #[test]
-    fn interrupted_keeps_its_place_in_its_level() {
+    fn an_interrupted_turn_goes_behind_its_level_and_keeps_its_allotment_use() {
         let mut sim = sim();
         let [a, b] = [sim.spawn(), sim.spawn()];
         assert_eq!(sim.run(MS, End::Interrupt), a);
-        assert_eq!(sim.pop_all(), [a, b]);
+        assert_eq!(sim.s[a as usize].used, MS as u32);
+        assert_eq!(sim.pop_all(), [b, a]);
     }
 
     #[test]

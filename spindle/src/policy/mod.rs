@@ -392,7 +392,9 @@ pub(crate) enum Why {
     Preempted,
     /// Its turn was cut short at a runtime call because something became
     /// ready that the policy may want to run first (a wake-up arrived).
-    /// It keeps its place: ahead of the coroutines of its own rank.
+    /// Round robin and `Priority` keep its place, ahead of the coroutines
+    /// of its own rank, with the rest of its slice; MLFQ puts it behind its
+    /// level (so a coroutine woken at the same level goes first).
     Interrupted,
 }
 

@@ -770,6 +770,13 @@ impl Context {
                     remote.forced_yields.load(Ordering::Relaxed) + 1,
                     Ordering::Relaxed,
                 );
+                if !self.policy {
+                    // A turn that spent its budget was CPU-bound: the timers
+                    // would otherwise wait for the 61st tick, up to 61
+                    // budgets (milliseconds) late. One clock read per 128
+                    // runtime calls.
+                    self.fire_timers();
+                }
                 self.requeue(task, self.forced.get());
             }
             CoroutineResult::Yield(Suspend::Park) => {
