@@ -337,8 +337,8 @@ impl Context {
     /// one into the injector (fair, and out of reach of a held worker),
     /// the others to the back of `ready`.
     #[inline(always)]
-    fn requeue(&self, task: TaskRef, why: Why) {
-        if self.policy {
+    fn requeue<const TIMED: bool>(&self, task: TaskRef, why: Why) {
+        if TIMED && self.policy {
             // What arrived during the turn came first.
             self.admit_pending();
             self.admit(task, why);
@@ -400,18 +400,50 @@ impl Context {
     /// The worker thread's main function.
     pub(crate) fn run(&self) {
         CONTEXT.with(|c| c.set(self));
+        let retired = if self.timed_turns {
+            self.run_loop::<true>()
+        } else {
+            self.run_loop::<false>()
+        };
+        if !retired {
+            self.shutdown();
+        }
+        CONTEXT.with(|c| c.set(ptr::null()));
+    }
+
+    /// The loop until shutdown (returns false) or an extra worker's
+    /// retirement (true). `TIMED` is `timed_turns`, fixed per runtime:
+    /// compiled twice so the `Fifo` loop without tracing carries no
+    /// branch for policies and turn timing.
+    fn run_loop<const TIMED: bool>(&self) -> bool {
         while !self.shared.is_shutdown() {
-            if let Some(task) = self.next_task() {
-                self.run_task(task);
+            if let Some(task) = self.next_task::<TIMED>() {
+                self.run_task::<TIMED>(task);
             } else if self.extra && self.may_retire() {
-                CONTEXT.with(|c| c.set(ptr::null()));
-                return;
+                return true;
             } else {
                 self.idle();
             }
         }
-        self.shutdown();
-        CONTEXT.with(|c| c.set(ptr::null()));
+        false
+    }
+
+    /// `run_task` for the cold callers (stealing, shutdown).
+    fn run_task_any(&self, task: TaskRef) {
+        if self.timed_turns {
+            self.run_task::<true>(task);
+        } else {
+            self.run_task::<false>(task);
+        }
+    }
+
+    /// `next_task` for the cold callers (shutdown).
+    fn next_task_any(&self) -> Option<TaskRef> {
+        if self.timed_turns {
+            self.next_task::<true>()
+        } else {
+            self.next_task::<false>()
+        }
     }
 
     /// An extra worker may retire once no worker is held and it has
@@ -426,8 +458,8 @@ impl Context {
     }
 
     #[inline(always)]
-    fn next_task(&self) -> Option<TaskRef> {
-        if self.policy {
+    fn next_task<const TIMED: bool>(&self) -> Option<TaskRef> {
+        if TIMED && self.policy {
             return self.next_task_policy();
         }
         let tick = self.tick.get().wrapping_add(1);
@@ -634,7 +666,7 @@ impl Context {
 
     /// Resumes (or starts) one coroutine until it yields, parks or ends.
     #[inline(always)]
-    fn run_task(&self, task: TaskRef) {
+    fn run_task<const TIMED: bool>(&self, task: TaskRef) {
         let h = task.header();
         match State::lifecycle(h.state.load_relaxed()) {
             NEW => {
@@ -663,7 +695,7 @@ impl Context {
                 }
             }
         }
-        self.resume(task);
+        self.resume::<TIMED>(task);
     }
 
     /// Gives a new coroutine its stack; returns false if it cannot run.
@@ -715,7 +747,7 @@ impl Context {
     }
 
     #[inline(always)]
-    fn resume(&self, task: TaskRef) {
+    fn resume<const TIMED: bool>(&self, task: TaskRef) {
         let h = task.header();
         let hp: *const Header = h;
         let remote = self.remote();
@@ -727,11 +759,7 @@ impl Context {
             .turns
             .store(remote.turns.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         self.budget.set(BUDGET);
-        let turn_start = if self.timed_turns {
-            self.begin_turn(&task)
-        } else {
-            0
-        };
+        let turn_start = if TIMED { self.begin_turn(&task) } else { 0 };
         // SAFETY: task.rs invariant 2: this worker runs the coroutine; we
         // take raw pointers to disjoint fields so the coroutine's own
         // accesses to `run` (yielder, locals) do not alias a `&mut`.
@@ -756,7 +784,7 @@ impl Context {
                 .store(h.run_ticks.load(Ordering::Relaxed) + dt, Ordering::Relaxed);
         }
         remote.current.store(ptr::null_mut(), Ordering::Relaxed);
-        if self.timed_turns {
+        if TIMED {
             let runnable = matches!(
                 result,
                 CoroutineResult::Yield(Suspend::Yield | Suspend::Forced)
@@ -764,7 +792,7 @@ impl Context {
             self.end_turn(&task, turn_start, !runnable);
         }
         match result {
-            CoroutineResult::Yield(Suspend::Yield) => self.requeue(task, Why::Yielded),
+            CoroutineResult::Yield(Suspend::Yield) => self.requeue::<TIMED>(task, Why::Yielded),
             CoroutineResult::Yield(Suspend::Forced) => {
                 remote.forced_yields.store(
                     remote.forced_yields.load(Ordering::Relaxed) + 1,
@@ -777,7 +805,7 @@ impl Context {
                     // runtime calls.
                     self.fire_timers();
                 }
-                self.requeue(task, self.forced.get());
+                self.requeue::<TIMED>(task, self.forced.get());
             }
             CoroutineResult::Yield(Suspend::Park) => {
                 if h.state.commit_park() {
@@ -935,7 +963,7 @@ impl Context {
                     // Go's resetspinning: there may be more; keep one looking.
                     self.shared.notify_one();
                 }
-                self.run_task(t);
+                self.run_task_any(t);
                 true
             }
             None => false,
@@ -1085,8 +1113,8 @@ impl Context {
                     self.schedule_local(unsafe { TaskRef::adopt(t.as_ptr()) });
                 }
             }
-            while let Some(t) = self.next_task() {
-                self.run_task(t);
+            while let Some(t) = self.next_task_any() {
+                self.run_task_any(t);
             }
             if self.shared.registry.owned_by(self.index).is_empty() {
                 break;
