@@ -82,9 +82,16 @@ use super::{RunQueue, SchedData, Why, nanos, nice_weight};
 /// with, not over the whole runtime. A new coroutine placed by a thief is
 /// placed in the thief's virtual time.
 ///
-/// # Example
+/// # Measured
 ///
-/// (`ignore`d until `runtime::Builder::policy` lands.)
+/// `spindle lab` (BENCHMARKS.md): on one worker, a nice 0 and a nice 5
+/// CPU-bound coroutine got 71.9% and 23.6% of it, 3.05× (the weights say
+/// 1024 / 335 = 3.06×), while an interactive coroutine beside them woke
+/// with a p99 of 9.4 µs. `sched_latency`, 100 interactive coroutines
+/// beside checkpointing hogs: p99 wake-up 285–416 µs with 1 worker,
+/// 0.3–2.8 ms with 2.
+///
+/// # Example
 ///
 /// ```
 /// use spindle::policy::{Fair, Policy};

@@ -71,9 +71,16 @@ const MAX_SLICE: Duration = Duration::from_secs(4);
 /// coroutine moved to another worker while parked is boosted to that
 /// worker's top, since its epoch does not match there.
 ///
-/// # Example
+/// # Measured
 ///
-/// (`ignore`d until `runtime::Builder::policy` lands.)
+/// `sched_latency` (BENCHMARKS.md), 100 interactive coroutines beside 2
+/// checkpointing CPU-bound ones per worker, 2 workers: p99 wake-up
+/// 281–387 µs (round robin: 15.8 ms; Go 1.19: 39–78 ms), the CPU-bound
+/// ones keeping 0.84–0.91 of the 2 CPUs. In `spindle lab`'s chart the two
+/// CPU-bound coroutines sink after their first turns and the interactive
+/// one runs the moment it wakes.
+///
+/// # Example
 ///
 /// ```
 /// use std::time::Duration;
