@@ -817,6 +817,10 @@ impl Context {
                 } else if self.policy {
                     // A token arrived while it was switching out.
                     self.admit(task, Why::Woken);
+                } else if h.migratable {
+                    // The same, for one that must stay out of reach of a
+                    // held worker.
+                    self.push_stealable(task);
                 } else {
                     // A token arrived while it was switching out.
                     self.ready().push_front(task);
