@@ -223,7 +223,11 @@ fn watch_workers(shared: &Shared, watch: &mut [Watch], threshold: Duration) -> (
             w.reported = true;
             report(shared, i, current as usize, held_for);
         }
-        move_stealable(shared, i);
+        // With no other worker slot (one worker, no extra workers allowed)
+        // moving would only take work out of the held worker's own order.
+        if shared.remotes.len() > 1 {
+            move_stealable(shared, i);
+        }
     }
     (busy, held)
 }
