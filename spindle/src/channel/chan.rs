@@ -187,18 +187,24 @@ impl<T> Chan<T> {
     /// Sends `v`, parking until a receiver or buffer room takes it, the
     /// deadline passes, or every receiver is gone.
     pub(crate) fn send(&self, v: T, deadline: Option<Instant>) -> Result<(), (T, Fail)> {
-        crate::scheduler::coop::charge();
         let mut st = self.lock();
         match self.send_locked(&mut st, v, |_| false) {
             Ok(give) => {
                 drop(st);
                 give.complete();
+                // Charged only when it did not park (a park ends the turn).
+                crate::scheduler::coop::charge_done();
                 Ok(())
             }
             Err((v, Fail::NotReady)) if deadline.is_none_or(|d| d > Instant::now()) => {
                 self.send_slow(st, v, deadline)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                drop(st);
+                // A loop of sends that fail at once must still give way.
+                crate::scheduler::coop::charge_done();
+                Err(e)
+            }
         }
     }
 
@@ -289,12 +295,15 @@ impl<T> Chan<T> {
     /// Receives, parking until a value arrives, the deadline passes, or
     /// every sender is gone and the buffer is drained.
     pub(crate) fn recv(&self, deadline: Option<Instant>) -> Result<T, Fail> {
-        crate::scheduler::coop::charge();
         let mut st = self.lock();
         match self.recv_locked(&mut st, |_| false) {
             Ok(take) => {
                 drop(st);
-                Ok(take.complete())
+                let v = take.complete();
+                // Charged only when it did not park, after the hand-off
+                // completed, and without unwinding: `v` is kept.
+                crate::scheduler::coop::charge_done();
+                Ok(v)
             }
             Err(Fail::NotReady) if deadline.is_none_or(|d| d > Instant::now()) => {
                 if st.timer.is_some() {
@@ -303,7 +312,11 @@ impl<T> Chan<T> {
                 }
                 self.recv_slow(st, deadline)
             }
-            Err(e) => Err(e),
+            Err(e) => {
+                drop(st);
+                crate::scheduler::coop::charge_done();
+                Err(e)
+            }
         }
     }
 

@@ -4,8 +4,10 @@
 //! spindle never interrupts a coroutine between instructions (DESIGN.md,
 //! "Preemption": a signal could land while it holds the allocator's lock).
 //! Instead every *runtime call* — a channel operation, a lock, a socket
-//! call, a spawn, [`checkpoint`](crate::checkpoint) — first calls
-//! [`charge`], which ends the turn there if
+//! call, a spawn, [`checkpoint`](crate::checkpoint) — calls [`charge`]
+//! (on entry) or [`charge_done`] (channel operations, once they completed
+//! without parking: a park ends the turn anyway), which ends the turn
+//! there if
 //!
 //! - the turn used up its budget of [`BUDGET`](crate::policy::BUDGET)
 //!   runtime calls (so a coroutine whose calls never block, say a
@@ -45,6 +47,35 @@ pub(crate) fn charge() {
     if let Some(why) = cx.turn_over() {
         end_turn(cx, why);
     }
+}
+
+/// [`charge`] for a call that has already done its work (a channel
+/// operation that completed without parking): ends the turn if it is over
+/// but never unwinds, so a cancelled coroutine does not drop the value it
+/// just received; it sees the cancellation at its next blocking call.
+/// A call that parks needs no charge at all: parking ends the turn.
+#[inline(never)]
+pub(crate) fn charge_done() {
+    let cx = worker::context_raw();
+    if cx.is_null() {
+        return;
+    }
+    // SAFETY: as in `charge`.
+    let cx = unsafe { &*cx };
+    if let Some(why) = cx.turn_over() {
+        end_turn_no_unwind(cx, why);
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn end_turn_no_unwind(cx: &Context, why: Why) {
+    let Some(hp) = worker::current_task() else {
+        return;
+    };
+    cx.set_forced(why);
+    // SAFETY: the running coroutine's header is alive while it runs.
+    park::suspend(unsafe { hp.as_ref() }, Suspend::Forced);
 }
 
 /// Ends the running coroutine's turn: it suspends with `Suspend::Forced`
