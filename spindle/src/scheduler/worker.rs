@@ -49,6 +49,8 @@ const MAX_TIMED_STREAK: u32 = 32;
 const EPOLL_GRAIN: Duration = Duration::from_millis(1);
 /// Search rounds (with growing pauses, ~2 µs in all) before sleeping.
 const SPIN_ROUNDS: u32 = 3;
+/// Under a policy, runtime calls per clock read in `turn_over`.
+const CLOCK_STRIDE: u32 = 8;
 /// How often a sleeping extra worker wakes to see whether it may retire.
 const EXTRA_RECHECK: Duration = Duration::from_millis(100);
 /// One resume in this many is timed for run-time accounting.
@@ -758,7 +760,9 @@ impl Context {
         remote
             .turns
             .store(remote.turns.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
-        self.budget.set(BUDGET);
+        // Under a policy the budget counts calls to the next clock read.
+        self.budget
+            .set(if TIMED && self.policy { 1 } else { BUDGET });
         let turn_start = if TIMED { self.begin_turn(&task) } else { 0 };
         // SAFETY: task.rs invariant 2: this worker runs the coroutine; we
         // take raw pointers to disjoint fields so the coroutine's own
@@ -900,10 +904,23 @@ impl Context {
             self.budget.set(b - 1);
             return None;
         }
+        if remote.inbox.has_items() {
+            return Some(Why::Interrupted);
+        }
+        // The clock costs ~20 ns here, more than a tight loop's iteration:
+        // read it at every CLOCK_STRIDE-th call (the first call of a turn
+        // reads it), so a slice or a due timer is noticed at most that many
+        // calls late.
+        let b = self.budget.get();
+        if b > 1 {
+            self.budget.set(b - 1);
+            return None;
+        }
+        self.budget.set(CLOCK_STRIDE);
         let now = self.shared.now_ns();
         if now >= self.slice_end.get() {
             Some(Why::Preempted)
-        } else if now >= self.next_due.get() || self.remote().inbox.has_items() {
+        } else if now >= self.next_due.get() {
             Some(Why::Interrupted)
         } else {
             None
