@@ -88,7 +88,7 @@ pub(crate) struct Context {
     /// `ready` and `fresh` (at most `MAX_TIMED_STREAK` in a row): a timer
     /// is a promise about time, and a worker saturated by new coroutines
     /// must not make every sleeper late (README, protocol 5).
-    timed: RefCell<VecDeque<TaskRef>>,
+    timed: UnsafeCell<VecDeque<TaskRef>>,
     /// Picks from `timed` in a row.
     timed_streak: Cell<u32>,
     pool: RefCell<LocalPool>,
@@ -206,7 +206,7 @@ impl Context {
             next: Cell::new(None),
             fresh,
             timers: RefCell::new(TimerHeap::new()),
-            timed: RefCell::new(VecDeque::new()),
+            timed: UnsafeCell::new(VecDeque::new()),
             timed_streak: Cell::new(0),
             pool: RefCell::new(pool),
             tick: Cell::new(0),
@@ -258,6 +258,15 @@ impl Context {
     fn ready(&self) -> &mut VecDeque<TaskRef> {
         // SAFETY: see above.
         unsafe { &mut *self.ready.get() }
+    }
+
+    /// The queue of timer wake-ups; an `UnsafeCell` for the same reason
+    /// as `ready` (one operation per statement, this thread only).
+    #[inline(always)]
+    #[allow(clippy::mut_from_ref)]
+    fn timed(&self) -> &mut VecDeque<TaskRef> {
+        // SAFETY: as in `ready`.
+        unsafe { &mut *self.timed.get() }
     }
 
     /// Whether a coroutine is ready to run here (after a reactor poll
@@ -497,7 +506,7 @@ impl Context {
         // a flood of expiring timers cannot starve the other queues.
         let timed_streak = self.timed_streak.get();
         if timed_streak < MAX_TIMED_STREAK {
-            if let Some(t) = self.timed.borrow_mut().pop_front() {
+            if let Some(t) = self.timed().pop_front() {
                 self.timed_streak.set(timed_streak + 1);
                 return Some(t);
             }
@@ -516,7 +525,7 @@ impl Context {
         }
         // Also what a streak cut left in `timed`: nothing else is queued.
         self.fire_timers();
-        self.timed.borrow_mut().pop_front()
+        self.timed().pop_front()
     }
 
     /// `next_task` under a policy: wake-ups and new coroutines are
@@ -631,7 +640,7 @@ impl Context {
                 } else if h.migratable {
                     self.push_stealable(woken);
                 } else {
-                    self.timed.borrow_mut().push_back(woken);
+                    self.timed().push_back(woken);
                 }
             }
         }
