@@ -257,3 +257,90 @@ fn a_long_turn_yields_at_its_next_runtime_call() {
     assert!(!ran_before);
     assert!(calls >= 1);
 }
+
+#[test]
+fn extra_workers_come_and_go_without_losing_work() {
+    // Stress: rounds of hogs that hold workers for a few thresholds while
+    // hundreds of small coroutines (yielding, sleeping, passing values over
+    // a channel, some migratable) are spawned from outside; every one must
+    // finish exactly once, under Fifo and under a policy, and the extra
+    // workers started on the way must all retire.
+    for policy in [Policy::Fifo, Policy::Mlfq(Mlfq::default())] {
+        let rt = Runtime::builder()
+            .workers(2)
+            .policy(policy.clone())
+            .hold_threshold(Duration::from_millis(2))
+            .max_extra_workers(3)
+            .on_held_worker(|_| {})
+            .build()
+            .unwrap();
+        let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut expected = 0;
+        for round in 0..6 {
+            let stops: Vec<_> = (0..2)
+                .map(|_| {
+                    let stop = Arc::new(AtomicBool::new(false));
+                    let s = stop.clone();
+                    rt.spawn(move || {
+                        while !s.load(Ordering::Relaxed) {
+                            std::hint::spin_loop();
+                        }
+                    });
+                    stop
+                })
+                .collect();
+            let (tx, rx) = channel::bounded::<usize>(4);
+            let mut handles = Vec::new();
+            for i in 0..150 {
+                let (done, tx, rx) = (done.clone(), tx.clone(), rx.clone());
+                let body = move || {
+                    match i % 3 {
+                        0 => spindle::yield_now(),
+                        1 => spindle::sleep(Duration::from_micros(200)),
+                        _ => {
+                            tx.send(i).unwrap();
+                            rx.recv().unwrap();
+                        }
+                    }
+                    done.fetch_add(1, Ordering::Relaxed);
+                };
+                let b = spindle::Builder::new();
+                let h = if (i + round) % 4 == 0 {
+                    // SAFETY: the body holds nothing thread-bound across
+                    // its calls.
+                    unsafe { b.migratable() }.spawn_on(rt.handle(), body)
+                } else {
+                    b.spawn_on(rt.handle(), body)
+                };
+                handles.push(h.unwrap());
+                expected += 1;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            for s in &stops {
+                s.store(true, Ordering::Relaxed);
+            }
+            for h in handles {
+                h.join().unwrap();
+            }
+        }
+        assert_eq!(done.load(Ordering::Relaxed), expected, "{policy}");
+        assert!(
+            wait_for(Duration::from_secs(10), || rt
+                .handle()
+                .metrics()
+                .extra_workers_alive
+                == 0),
+            "{policy}: {:?}",
+            rt.handle().metrics()
+        );
+        let m = rt.handle().metrics();
+        assert_eq!(
+            m.extra_workers_started, m.extra_workers_retired,
+            "{policy}: {m:?}"
+        );
+        assert!(
+            m.extra_workers_started >= 1 && m.held_workers >= 1,
+            "{policy}: {m:?}"
+        );
+    }
+}
