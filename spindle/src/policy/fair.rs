@@ -27,7 +27,7 @@ use std::cmp::Ordering;
 use std::collections::BinaryHeap;
 use std::time::Duration;
 
-use super::{RunQueue, SchedData, Why, nanos, nice_weight};
+use super::{RunQueue, SchedData, Why, nanos, next_queue_id, nice_weight};
 
 /// Settings of [`Policy::Fair`](super::Policy::Fair): weighted fair share
 /// as Linux's CFS does it, weights from each coroutine's nice value.
@@ -180,6 +180,8 @@ impl<T> Ord for Entry<T> {
 /// A worker's queue under `Policy::Fair`.
 pub(crate) struct Queue<T> {
     heap: BinaryHeap<Entry<T>>,
+    /// This queue's id (`SchedData::home`).
+    id: u16,
     /// Push counter: equal virtual run times go first come, first served.
     seq: u64,
     /// The sum of the queued entries' weights (the running coroutine's
@@ -198,6 +200,7 @@ impl<T> Queue<T> {
     pub(crate) fn new(f: Fair) -> Queue<T> {
         Queue {
             heap: BinaryHeap::new(),
+            id: next_queue_id(),
             seq: 0,
             queued_weight: 0,
             min_vruntime: 0,
@@ -227,12 +230,18 @@ impl<T: Send> RunQueue<T> for Queue<T> {
     fn push(&mut self, item: T, s: &mut SchedData, why: Why, _now: u64) {
         match why {
             Why::New => s.key = self.min_vruntime.saturating_add(self.min_granularity),
+            // From another worker's queue (a migratable coroutine): its
+            // virtual run time is on that queue's clock; CFS renormalises
+            // on migration, and without the other clock the fair place is
+            // this queue's present.
+            Why::Woken if s.home != self.id => s.key = self.min_vruntime,
             Why::Woken => {
                 let credit = self.min_vruntime.saturating_sub(self.latency / 2);
                 s.key = s.key.max(credit);
             }
             Why::Yielded | Why::Preempted | Why::Interrupted => {}
         }
+        s.home = self.id;
         let weight = nice_weight(s.nice);
         self.queued_weight += u64::from(weight);
         self.seq += 1;
@@ -402,6 +411,29 @@ mod tests {
         sim.wake(a);
         assert_eq!(sim.s[a as usize].key, before);
         assert_eq!(sim.pop_all(), [a, b]);
+    }
+
+    #[test]
+    fn a_coroutine_from_another_worker_is_placed_at_this_queues_present() {
+        // A migratable coroutine that ran 50 ms on one worker and wakes on
+        // another: its virtual run time is on the first queue's clock.
+        let (mut a, mut b) = (
+            Queue::<u32>::new(Fair::default()),
+            Queue::new(Fair::default()),
+        );
+        let mut s = sched(Priority::default(), 0);
+        a.push(0, &mut s, super::super::Why::New, 0);
+        assert_eq!(a.pop(0), Some(0));
+        a.charge(&mut s, 50 * MS, true, 50 * MS);
+        assert!(s.key >= 50 * MS);
+        b.push(0, &mut s, super::super::Why::Woken, 50 * MS);
+        assert_eq!(s.key, b.min_vruntime);
+        // Back home, a wake-up keeps its virtual run time (no credit due).
+        let key = s.key;
+        assert_eq!(b.pop(50 * MS), Some(0));
+        b.charge(&mut s, MS, true, 51 * MS);
+        b.push(0, &mut s, super::super::Why::Woken, 52 * MS);
+        assert_eq!(s.key, key + MS);
     }
 
     #[test]

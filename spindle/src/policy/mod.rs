@@ -363,6 +363,18 @@ pub(crate) fn take_from<T>(
     *q = keep;
 }
 
+/// A fresh id for a policy queue (never 0), for `SchedData::home`.
+pub(crate) fn next_queue_id() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(1);
+    loop {
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        if id != 0 {
+            return id;
+        }
+    }
+}
+
 /// `d` in whole nanoseconds, saturating at `u64::MAX` (585 years).
 pub(crate) fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -392,6 +404,11 @@ pub(crate) struct SchedData {
     /// The policy's sort key: Fair's virtual run time; ShortestFirst's
     /// predicted burst τ in ns.
     pub(crate) key: u64,
+    /// The id of the policy queue that last filed it (0: none yet), so a
+    /// queue can tell a coroutine that comes from another worker (a
+    /// migratable one, or a new one a thief took): Fair places it afresh
+    /// instead of comparing virtual run times of two different clocks.
+    pub(crate) home: u16,
 }
 
 /// Why a coroutine is pushed into the queue.
