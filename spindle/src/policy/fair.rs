@@ -23,10 +23,9 @@
 //! modulo 2⁶⁴): even at nice 19, the slowest weight, that is 8 years of
 //! run time away.
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::time::Duration;
 
+use super::min_heap::MinHeap;
 use super::{RunQueue, SchedData, Why, nanos, next_queue_id, nice_weight};
 
 /// Settings of [`Policy::Fair`](super::Policy::Fair): weighted fair share
@@ -141,49 +140,17 @@ impl Fair {
 /// Virtual run time is run time × `NICE_0` / weight.
 const NICE_0: u64 = 1024;
 
-/// A queued coroutine; the heap's greatest is the least
-/// (virtual run time, push number).
+/// A queued coroutine, filed under its virtual run time.
 struct Entry<T> {
-    vruntime: u64,
-    seq: u64,
     weight: u32,
     item: T,
 }
 
-impl<T> Entry<T> {
-    fn key(&self) -> (u64, u64) {
-        (self.vruntime, self.seq)
-    }
-}
-
-impl<T> PartialEq for Entry<T> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl<T> Eq for Entry<T> {}
-
-impl<T> PartialOrd for Entry<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<T> Ord for Entry<T> {
-    /// Reversed: `BinaryHeap` is a max-heap and the least key runs first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.key().cmp(&self.key())
-    }
-}
-
 /// A worker's queue under `Policy::Fair`.
 pub(crate) struct Queue<T> {
-    heap: BinaryHeap<Entry<T>>,
+    heap: MinHeap<Entry<T>>,
     /// This queue's id (`SchedData::home`).
     id: u16,
-    /// Push counter: equal virtual run times go first come, first served.
-    seq: u64,
     /// The sum of the queued entries' weights (the running coroutine's
     /// not included).
     queued_weight: u64,
@@ -199,9 +166,8 @@ impl<T> Queue<T> {
     /// An empty queue with the (validated) settings `f`.
     pub(crate) fn new(f: Fair) -> Queue<T> {
         Queue {
-            heap: BinaryHeap::new(),
+            heap: MinHeap::new(),
             id: next_queue_id(),
-            seq: 0,
             queued_weight: 0,
             min_vruntime: 0,
             latency: nanos(f.sched_latency),
@@ -212,7 +178,7 @@ impl<T> Queue<T> {
     /// CFS's `update_min_vruntime`: up to the least of the leftmost and
     /// `curr`, the running coroutine's virtual run time; never down.
     fn update_min_vruntime(&mut self, curr: u64) {
-        let least = self.heap.peek().map_or(curr, |e| e.vruntime.min(curr));
+        let least = self.heap.peek_key().map_or(curr, |k| k.min(curr));
         self.min_vruntime = self.min_vruntime.max(least);
     }
 
@@ -244,19 +210,13 @@ impl<T: Send> RunQueue<T> for Queue<T> {
         s.home = self.id;
         let weight = nice_weight(s.nice);
         self.queued_weight += u64::from(weight);
-        self.seq += 1;
-        self.heap.push(Entry {
-            vruntime: s.key,
-            seq: self.seq,
-            weight,
-            item,
-        });
+        self.heap.push(s.key, Entry { weight, item });
     }
 
     fn pop(&mut self, _now: u64) -> Option<T> {
-        let entry = self.heap.pop()?;
+        let (vruntime, entry) = self.heap.pop()?;
         self.queued_weight -= u64::from(entry.weight);
-        self.update_min_vruntime(entry.vruntime);
+        self.update_min_vruntime(vruntime);
         Some(entry.item)
     }
 
@@ -282,21 +242,10 @@ impl<T: Send> RunQueue<T> for Queue<T> {
     }
 
     fn take_if(&mut self, pred: &mut dyn FnMut(&T) -> bool, max: usize, out: &mut Vec<T>) {
-        // Rare (stealing, the monitor's rescue): rebuild the heap.
-        let mut entries = std::mem::take(&mut self.heap).into_vec();
-        entries.sort_by_key(|e| e.key());
-        let mut left = max;
-        let mut keep = Vec::with_capacity(entries.len());
-        for e in entries {
-            if left > 0 && pred(&e.item) {
-                left -= 1;
-                self.queued_weight -= u64::from(e.weight);
-                out.push(e.item);
-            } else {
-                keep.push(e);
-            }
+        for e in self.heap.take_if(|e| pred(&e.item), max) {
+            self.queued_weight -= u64::from(e.weight);
+            out.push(e.item);
         }
-        self.heap = BinaryHeap::from(keep);
     }
 }
 
@@ -496,7 +445,7 @@ mod tests {
             assert!(min >= last);
             last = min;
             let floor = min.saturating_sub(3 * MS);
-            assert!(sim.q.heap.iter().all(|e| e.vruntime >= floor));
+            assert!(sim.q.heap.keys().all(|k| k >= floor));
         }
         // (It moved: the checks above were not all at zero.)
         assert!(last > 10 * MS);

@@ -62,6 +62,7 @@
 //! implements is internal for now, so its shape can still change.
 
 mod fair;
+mod min_heap;
 mod mlfq;
 mod priority;
 mod round_robin;

@@ -21,10 +21,9 @@
 //! than d / `aging` shorter; and nothing that becomes ready after a
 //! coroutine's deadline goes before it (see [`ShortestFirst`]).
 
-use std::cmp::Ordering;
-use std::collections::BinaryHeap;
 use std::time::Duration;
 
+use super::min_heap::MinHeap;
 use super::{MIN_SLICE_NS, RunQueue, SchedData, Why, nanos};
 
 /// Settings of [`Policy::ShortestFirst`](super::Policy::ShortestFirst):
@@ -147,44 +146,14 @@ impl ShortestFirst {
     }
 }
 
-/// A queued coroutine; the heap's greatest is the least
-/// (deadline, push number).
+/// A queued coroutine, filed under its deadline.
 struct Entry<T> {
-    deadline: u64,
-    seq: u64,
     /// When it became ready, kept through an interrupted turn.
     ready_at: u64,
     /// What it has left of its slice: a whole one, or the rest of an
     /// interrupted turn.
     slice_left: u64,
     item: T,
-}
-
-impl<T> Entry<T> {
-    fn key(&self) -> (u64, u64) {
-        (self.deadline, self.seq)
-    }
-}
-
-impl<T> PartialEq for Entry<T> {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-
-impl<T> Eq for Entry<T> {}
-
-impl<T> PartialOrd for Entry<T> {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl<T> Ord for Entry<T> {
-    /// Reversed: `BinaryHeap` is a max-heap and the least key runs first.
-    fn cmp(&self, other: &Self) -> Ordering {
-        other.key().cmp(&self.key())
-    }
 }
 
 /// The running coroutine's entry fields, from its `pop` to its push (an
@@ -197,9 +166,7 @@ struct Running {
 
 /// A worker's queue under `Policy::ShortestFirst`.
 pub(crate) struct Queue<T> {
-    heap: BinaryHeap<Entry<T>>,
-    /// Push counter: equal deadlines go first come, first served.
-    seq: u64,
+    heap: MinHeap<Entry<T>>,
     running: Option<Running>,
     /// α in thousandths.
     alpha: u64,
@@ -213,8 +180,7 @@ impl<T> Queue<T> {
     /// An empty queue with the (validated) settings `sf`.
     pub(crate) fn new(sf: ShortestFirst) -> Queue<T> {
         Queue {
-            heap: BinaryHeap::new(),
-            seq: 0,
+            heap: MinHeap::new(),
             running: None,
             alpha: u64::from(sf.alpha_permille.min(1000)),
             initial: nanos(sf.initial),
@@ -258,18 +224,18 @@ impl<T: Send> RunQueue<T> for Queue<T> {
             },
         };
         let deadline = ready_at.saturating_add(self.aging.saturating_mul(self.remaining(s)));
-        self.seq += 1;
-        self.heap.push(Entry {
+        self.heap.push(
             deadline,
-            seq: self.seq,
-            ready_at,
-            slice_left,
-            item,
-        });
+            Entry {
+                ready_at,
+                slice_left,
+                item,
+            },
+        );
     }
 
     fn pop(&mut self, _now: u64) -> Option<T> {
-        let entry = self.heap.pop()?;
+        let (_, entry) = self.heap.pop()?;
         self.running = Some(Running {
             ready_at: entry.ready_at,
             slice_left: entry.slice_left,
@@ -309,21 +275,12 @@ impl<T: Send> RunQueue<T> for Queue<T> {
     }
 
     fn take_if(&mut self, pred: &mut dyn FnMut(&T) -> bool, max: usize, out: &mut Vec<T>) {
-        // Rare (stealing, the monitor's rescue): rebuild the heap.
-        let mut entries = std::mem::take(&mut self.heap).into_vec();
-        entries.sort_by_key(|e| e.key());
-        let mut left = max;
-        let mut keep = Vec::with_capacity(entries.len());
-        for e in entries {
-            if left > 0 && pred(&e.item) {
-                left -= 1;
-
-                out.push(e.item);
-            } else {
-                keep.push(e);
-            }
-        }
-        self.heap = BinaryHeap::from(keep);
+        out.extend(
+            self.heap
+                .take_if(|e| pred(&e.item), max)
+                .into_iter()
+                .map(|e| e.item),
+        );
     }
 }
 
