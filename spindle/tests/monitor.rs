@@ -277,6 +277,7 @@ fn extra_workers_come_and_go_without_losing_work() {
         let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let mut expected = 0;
         for round in 0..6 {
+            let held_before = rt.handle().metrics().held_workers;
             let stops: Vec<_> = (0..2)
                 .map(|_| {
                     let stop = Arc::new(AtomicBool::new(false));
@@ -315,7 +316,15 @@ fn extra_workers_come_and_go_without_losing_work() {
                 handles.push(h.unwrap());
                 expected += 1;
             }
-            std::thread::sleep(Duration::from_millis(10));
+            // Keep the hogs going until the monitor has reported a held
+            // worker in this round (an event, not a guess at how long).
+            let reported = held_before + 1;
+            assert!(
+                wait_for(Duration::from_secs(30), || {
+                    rt.handle().metrics().held_workers >= reported
+                }),
+                "{policy}: no held worker reported in round {round}"
+            );
             for s in &stops {
                 s.store(true, Ordering::Relaxed);
             }

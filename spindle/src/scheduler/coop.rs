@@ -37,16 +37,7 @@ use crate::policy::Why;
 /// thread-local read, a flag load and a counter decrement.
 #[inline(never)]
 pub(crate) fn charge() {
-    let cx = worker::context_raw();
-    if cx.is_null() {
-        return;
-    }
-    // SAFETY: a non-null context pointer is this thread's live worker
-    // context; it outlives this call.
-    let cx = unsafe { &*cx };
-    if let Some(why) = cx.turn_over() {
-        end_turn(cx, why);
-    }
+    charge_and(true);
 }
 
 /// [`charge`] for a call that has already done its work (a channel
@@ -56,33 +47,29 @@ pub(crate) fn charge() {
 /// A call that parks needs no charge at all: parking ends the turn.
 #[inline(never)]
 pub(crate) fn charge_done() {
+    charge_and(false);
+}
+
+#[inline(always)]
+fn charge_and(unwind: bool) {
     let cx = worker::context_raw();
     if cx.is_null() {
         return;
     }
-    // SAFETY: as in `charge`.
+    // SAFETY: a non-null context pointer is this thread's live worker
+    // context; it outlives this call.
     let cx = unsafe { &*cx };
     if let Some(why) = cx.turn_over() {
-        end_turn_no_unwind(cx, why);
+        end_turn(cx, why, unwind);
     }
 }
 
-#[cold]
-#[inline(never)]
-fn end_turn_no_unwind(cx: &Context, why: Why) {
-    let Some(hp) = worker::current_task() else {
-        return;
-    };
-    cx.set_forced(why);
-    // SAFETY: the running coroutine's header is alive while it runs.
-    park::suspend(unsafe { hp.as_ref() }, Suspend::Forced);
-}
-
 /// Ends the running coroutine's turn: it suspends with `Suspend::Forced`
-/// and its worker requeues it as `why` says.
+/// and its worker requeues it as `why` says. With `unwind`, a cancel that
+/// arrived meanwhile unwinds it here, as after `yield_now`.
 #[cold]
 #[inline(never)]
-fn end_turn(cx: &Context, why: Why) {
+fn end_turn(cx: &Context, why: Why, unwind: bool) {
     let Some(hp) = worker::current_task() else {
         return;
     };
@@ -90,6 +77,7 @@ fn end_turn(cx: &Context, why: Why) {
     // SAFETY: the running coroutine's header is alive while it runs.
     let h = unsafe { hp.as_ref() };
     park::suspend(h, Suspend::Forced);
-    // A cancel that arrived meanwhile is seen here, as after `yield_now`.
-    park::check_cancelled(h);
+    if unwind {
+        park::check_cancelled(h);
+    }
 }

@@ -280,9 +280,7 @@ impl Shared {
         }
         let mut woke = false;
         for t in fired {
-            if !t.is_stale()
-                && t.task.header().park_gen.load(Ordering::Relaxed) == t.generation
-                && t.task.header().state.unpark() == crate::park::state::Wake::Schedule
+            if !t.is_stale() && t.task.header().state.unpark() == crate::park::state::Wake::Schedule
             {
                 woke = true;
                 // SAFETY: PARKED → QUEUED by us: we own the reference the
