@@ -251,13 +251,10 @@ impl<T: Send> RunQueue<T> for Queue<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{End, Rng, Sim, sched, stress};
+    use super::super::testing::{End, MS, Rng, Sim, US, sched, stress};
     use super::super::{NICE_WEIGHTS, Priority, RunQueue, nice_weight};
     use super::{Fair, Queue};
     use std::time::Duration;
-
-    const US: u64 = 1_000;
-    const MS: u64 = 1_000_000;
 
     fn sim() -> Sim<Queue<u32>> {
         Sim::new(Queue::new(Fair::default()))

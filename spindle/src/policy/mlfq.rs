@@ -325,13 +325,10 @@ impl<T: Send> RunQueue<T> for Queue<T> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{End, Sim, sched, stress};
+    use super::super::testing::{End, MS, Sim, US, sched, stress};
     use super::super::{Priority, RunQueue};
     use super::{Mlfq, Queue};
     use std::time::Duration;
-
-    const US: u64 = 1_000;
-    const MS: u64 = 1_000_000;
 
     fn sim() -> Sim<Queue<u32>> {
         Sim::new(Queue::new(Mlfq::default()))

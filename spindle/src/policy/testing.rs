@@ -29,6 +29,10 @@ pub(crate) enum End {
     Park,
 }
 
+/// A microsecond and a millisecond on the fake clock (ns).
+pub(crate) const US: u64 = 1_000;
+pub(crate) const MS: u64 = 1_000_000;
+
 /// Scheduling data of a fresh coroutine with priority `p` and `nice`.
 pub(crate) fn sched(p: Priority, nice: i8) -> SchedData {
     SchedData {

@@ -475,13 +475,7 @@ impl Context {
         }
         let tick = self.tick.get().wrapping_add(1);
         self.tick.set(tick);
-        let until_global = self.until_global.get() - 1;
-        self.until_global.set(until_global);
-        if until_global == 0 {
-            self.until_global.set(GLOBAL_INTERVAL);
-            // Readiness must be seen even when no worker is idle: a
-            // non-waiting poll (skipped if another worker is the driver).
-            self.shared.reactor.poll(Some(Duration::ZERO));
+        if self.global_turn() {
             if let Some(t) = self.pop_injector() {
                 return Some(t);
             }
@@ -528,14 +522,26 @@ impl Context {
         self.timed().pop_front()
     }
 
+    /// Counts a pick; every `GLOBAL_INTERVAL`-th one polls the reactor
+    /// without waiting (readiness must be seen even when no worker is
+    /// idle; skipped if another worker is the driver) and returns true:
+    /// the caller then looks at the injector and the timers first.
+    #[inline(always)]
+    fn global_turn(&self) -> bool {
+        let until_global = self.until_global.get() - 1;
+        self.until_global.set(until_global);
+        if until_global != 0 {
+            return false;
+        }
+        self.until_global.set(GLOBAL_INTERVAL);
+        self.shared.reactor.poll(Some(Duration::ZERO));
+        true
+    }
+
     /// `next_task` under a policy: wake-ups and new coroutines are
     /// admitted into the policy's queue, which picks.
     fn next_task_policy(&self) -> Option<TaskRef> {
-        let until_global = self.until_global.get() - 1;
-        self.until_global.set(until_global);
-        if until_global == 0 {
-            self.until_global.set(GLOBAL_INTERVAL);
-            self.shared.reactor.poll(Some(Duration::ZERO));
+        if self.global_turn() {
             if let Some(t) = self.pop_injector() {
                 self.admit_any(t);
             }
