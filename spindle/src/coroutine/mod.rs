@@ -345,6 +345,9 @@ impl<T> JoinHandle<T> {
     /// From a coroutine this parks the coroutine; from an OS thread it
     /// blocks the thread.
     pub fn join(self) -> thread::Result<T> {
+        // A runtime call like any other: a loop joining thousands of
+        // finished coroutines must still give other coroutines turns.
+        crate::scheduler::coop::charge();
         wait_done(&self.task, WaitReason::Join);
         // SAFETY: `T` is the task's output type (set by `spawn`), the state
         // is DONE, and `join` consumes the only handle.

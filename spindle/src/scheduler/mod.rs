@@ -263,7 +263,9 @@ impl Shared {
     /// Fires the shared timers that are due; returns whether any woke a
     /// coroutine. Cheap when none is due (one atomic load).
     pub(crate) fn fire_shared_timers(self: &Arc<Self>) -> bool {
-        if self.shared_due.load(Ordering::Acquire) > self.now_ns() {
+        let due = self.shared_due.load(Ordering::Acquire);
+        // `u64::MAX`: no shared timer at all, so no clock read either.
+        if due == u64::MAX || due > self.now_ns() {
             return false;
         }
         let mut fired = Vec::new();

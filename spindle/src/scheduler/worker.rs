@@ -534,7 +534,11 @@ impl Context {
             return false;
         }
         self.until_global.set(GLOBAL_INTERVAL);
-        self.shared.reactor.poll(Some(Duration::ZERO));
+        // Without sockets there is nothing to see, and the system call
+        // would cost a busy worker more than its picks in between.
+        if self.shared.reactor.has_sockets() {
+            self.shared.reactor.poll(Some(Duration::ZERO));
+        }
         true
     }
 
