@@ -22,7 +22,10 @@ fn new_coroutines_are_stolen_by_an_idle_worker() {
     let rt = Runtime::builder().workers(2).build().unwrap();
     let done = rt.block_on(|| {
         let ran = Arc::new(AtomicUsize::new(0));
-        let n = 200;
+        // Fewer than a turn's budget of runtime calls (128): spawning is
+        // one, and a turn that spent its budget would run some of the new
+        // coroutines here, before the spin below holds the worker.
+        let n = 100;
         let handles: Vec<_> = (0..n)
             .map(|_| {
                 let ran = ran.clone();

@@ -5,7 +5,7 @@
 //! `RefCell`s and `Cell`s; no borrow of them is held across a switch into
 //! a coroutine (the coroutine's own runtime calls borrow them too).
 //!
-//! The loop, in order of preference at each step ("tick"):
+//! The loop, in order of preference at each step ("tick", a pick):
 //!
 //! 1. every 61st tick: the global injector first (fairness, as in Go), and
 //!    due timers;
@@ -30,7 +30,7 @@ use super::{AWAKE, NOTIFIED_SEARCHING, Remote, SLEEPING, Shared};
 use crate::clock;
 use crate::coroutine::alloc;
 use crate::coroutine::task::{self, Header, RawCo, Stage, Suspend, TaskRef};
-use crate::park::state::{DONE, NEW, PARKED, QUEUED, State};
+use crate::park::state::{DONE, NEW, QUEUED, RUNNING, State};
 use crate::policy::{BUDGET, RunQueue, SchedData, Why};
 use crate::stack::{self, LocalPool};
 use crate::sys::futex;
@@ -92,7 +92,6 @@ pub(crate) struct Context {
     /// Picks from `timed` in a row.
     timed_streak: Cell<u32>,
     pool: RefCell<LocalPool>,
-    tick: Cell<u32>,
     /// Ticks until the next injector-and-timers check (a countdown from
     /// `GLOBAL_INTERVAL`, cheaper than a modulo on every tick).
     until_global: Cell<u32>,
@@ -209,7 +208,6 @@ impl Context {
             timed: UnsafeCell::new(VecDeque::new()),
             timed_streak: Cell::new(0),
             pool: RefCell::new(pool),
-            tick: Cell::new(0),
             until_global: Cell::new(GLOBAL_INTERVAL),
             fresh_hint: Cell::new(0),
             next_streak: Cell::new(0),
@@ -473,8 +471,6 @@ impl Context {
         if TIMED && self.policy {
             return self.next_task_policy();
         }
-        let tick = self.tick.get().wrapping_add(1);
-        self.tick.set(tick);
         if self.global_turn() {
             if let Some(t) = self.pop_injector() {
                 return Some(t);
@@ -506,7 +502,9 @@ impl Context {
             }
         }
         self.timed_streak.set(0);
-        let local = if tick & 1 == 0 {
+        // Alternate between the two (the countdown's parity is as good a
+        // coin as a tick counter of its own).
+        let local = if self.until_global.get() & 1 == 0 {
             self.ready().pop_front().or_else(|| self.pop_fresh())
         } else {
             self.pop_fresh().or_else(|| self.ready().pop_front())
@@ -676,47 +674,56 @@ impl Context {
             self.sample_in.set(left - 1);
             return false;
         }
+        let x = self.random();
+        self.sample_in.set(1 + x % (2 * RUN_TIME_SAMPLE - 1));
+        true
+    }
+
+    /// The next value of this worker's xorshift generator.
+    fn random(&self) -> u64 {
         let mut x = self.rng.get();
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         self.rng.set(x);
-        self.sample_in.set(1 + x % (2 * RUN_TIME_SAMPLE - 1));
-        true
+        x
     }
 
     /// Resumes (or starts) one coroutine until it yields, parks or ends.
+    ///
+    /// Written as compares for the two common states (a yielded coroutine
+    /// is `RUNNING`, a woken one `QUEUED`) with the rest out of line: a
+    /// `match` on the lifecycle compiled to an indirect jump per switch.
     #[inline(always)]
     fn run_task<const TIMED: bool>(&self, task: TaskRef) {
         let h = task.header();
-        match State::lifecycle(h.state.load_relaxed()) {
-            NEW => {
-                if self.shared.is_shutdown() {
-                    task.cancel_unstarted();
-                    return;
-                }
-                if !self.start(&task) {
-                    return;
-                }
-            }
-            QUEUED => {
-                h.state.resume_queued();
-                if h.migratable {
-                    // It may have come from the injector: this worker is
-                    // its home now.
-                    h.worker.store(self.index, Ordering::Relaxed);
-                }
-            }
-            DONE => return,
-            PARKED => unreachable!("a parked coroutine was queued"),
-            _ => {
-                if h.migratable {
-                    // A yielded migratable coroutine, from the injector.
-                    h.worker.store(self.index, Ordering::Relaxed);
-                }
-            }
+        let lifecycle = State::lifecycle(h.state.load_relaxed());
+        if lifecycle == QUEUED {
+            h.state.resume_queued();
+        } else if lifecycle != RUNNING && !self.prepare_other(&task, lifecycle) {
+            return;
+        }
+        if h.migratable {
+            // It may have come from the injector (woken, or yielded): this
+            // worker is its home now.
+            h.worker.store(self.index, Ordering::Relaxed);
         }
         self.resume::<TIMED>(task);
+    }
+
+    /// `run_task` for a coroutine neither yielded nor woken: starts a new
+    /// one; returns false if there is nothing to resume.
+    #[inline(never)]
+    fn prepare_other(&self, task: &TaskRef, lifecycle: u32) -> bool {
+        match lifecycle {
+            NEW if self.shared.is_shutdown() => {
+                task.clone().cancel_unstarted();
+                false
+            }
+            NEW => self.start(task),
+            DONE => false,
+            _ => unreachable!("a parked coroutine was queued"),
+        }
     }
 
     /// Gives a new coroutine its stack; returns false if it cannot run.
@@ -814,50 +821,50 @@ impl Context {
             );
             self.end_turn(&task, turn_start, !runnable);
         }
-        match result {
-            CoroutineResult::Yield(Suspend::Yield) => self.requeue::<TIMED>(task, Why::Yielded),
-            CoroutineResult::Yield(Suspend::Forced) => {
-                remote.forced_yields.store(
-                    remote.forced_yields.load(Ordering::Relaxed) + 1,
-                    Ordering::Relaxed,
-                );
-                if !self.policy {
-                    // A turn that spent its budget was CPU-bound: the timers
-                    // would otherwise wait for the 61st tick, up to 61
-                    // budgets (milliseconds) late. One clock read per 128
-                    // runtime calls.
-                    self.fire_timers();
-                }
-                self.requeue::<TIMED>(task, self.forced.get());
+        // Compares, most frequent first (a `match` compiled to an indirect
+        // jump per switch).
+        let CoroutineResult::Yield(why) = result else {
+            // SAFETY: invariant 2; the coroutine has returned, so nothing
+            // on its stack is live.
+            let Stage::Running(co) = (unsafe { &mut *stage }).take() else {
+                unreachable!("a finished coroutine vanished")
+            };
+            self.pool.borrow_mut().give(co.into_stack());
+            task.finish();
+            return;
+        };
+        if why == Suspend::Yield {
+            self.requeue::<TIMED>(task, Why::Yielded);
+        } else if why == Suspend::Park {
+            if h.state.commit_park() {
+                // PARKED: the coroutine keeps this reference; the unparker
+                // that moves it to QUEUED adopts it for the run queue
+                // (`park::unpark_task`), so a wake-up costs no
+                // reference-count traffic.
+                std::mem::forget(task);
+            } else if self.policy {
+                // A token arrived while it was switching out.
+                self.admit(task, Why::Woken);
+            } else if h.migratable {
+                // The same, for one that must stay out of reach of a held
+                // worker.
+                self.push_stealable(task);
+            } else {
+                // A token arrived while it was switching out.
+                self.ready().push_front(task);
             }
-            CoroutineResult::Yield(Suspend::Park) => {
-                if h.state.commit_park() {
-                    // PARKED: the coroutine keeps this reference; the
-                    // unparker that moves it to QUEUED adopts it for the
-                    // run queue (`park::unpark_task`), so a wake-up costs
-                    // no reference-count traffic.
-                    std::mem::forget(task);
-                } else if self.policy {
-                    // A token arrived while it was switching out.
-                    self.admit(task, Why::Woken);
-                } else if h.migratable {
-                    // The same, for one that must stay out of reach of a
-                    // held worker.
-                    self.push_stealable(task);
-                } else {
-                    // A token arrived while it was switching out.
-                    self.ready().push_front(task);
-                }
+        } else {
+            remote.forced_yields.store(
+                remote.forced_yields.load(Ordering::Relaxed) + 1,
+                Ordering::Relaxed,
+            );
+            if !self.policy {
+                // A turn that spent its budget was CPU-bound: the timers
+                // would otherwise wait for the 61st tick, up to 61 budgets
+                // (milliseconds) late. One clock read per 128 runtime calls.
+                self.fire_timers();
             }
-            CoroutineResult::Return(()) => {
-                // SAFETY: invariant 2; the coroutine has returned, so
-                // nothing on its stack is live.
-                let Stage::Running(co) = (unsafe { &mut *stage }).take() else {
-                    unreachable!("a finished coroutine vanished")
-                };
-                self.pool.borrow_mut().give(co.into_stack());
-                task.finish();
-            }
+            self.requeue::<TIMED>(task, self.forced.get());
         }
     }
 
@@ -1014,7 +1021,7 @@ impl Context {
     fn steal(&self) -> Option<TaskRef> {
         let remotes = &self.shared.remotes;
         let n = remotes.len();
-        let start = (self.tick.get() as usize).wrapping_mul(0x9E37_79B9) % n.max(1);
+        let start = self.random() as usize % n.max(1);
         for k in 0..n {
             let i = (start + k) % n;
             if i == self.index {
