@@ -32,6 +32,11 @@
 //! 4. A started coroutine that has not finished is never dropped (that
 //!    would unwind it on whatever thread drops it): if one remains at
 //!    deallocation it is leaked, stack included (`Header::drop`).
+//! 5. A header still linked in the registry is never freed: the registry
+//!    reads linked headers under its shard locks without holding a
+//!    reference (`introspect::registry`). Only a started coroutine that
+//!    never finished can be linked when its last reference drops (`finish`
+//!    unlinks while its caller holds a reference); that one is leaked whole.
 
 use std::any::Any;
 use std::cell::UnsafeCell;
@@ -523,8 +528,14 @@ impl Drop for TaskRef {
             return;
         }
         fence(Ordering::Acquire);
+        if self.header().shard.load(Ordering::Relaxed) != usize::MAX {
+            // Invariant 5: abandoned while started (a queue dropped after a
+            // shutdown timed out); the registry still lists it.
+            return;
+        }
         let dealloc = self.header().vtable.dealloc;
-        // SAFETY: this was the last reference (invariant 1).
+        // SAFETY: this was the last reference (invariant 1), and nothing
+        // else can reach the task (invariant 5).
         unsafe { dealloc(self.0) };
     }
 }

@@ -2,29 +2,37 @@
 //! `ps`/deadlock reports read.
 //!
 //! Sharded intrusive lists: one shard per worker plus one for spawns from
-//! outside the workers, each behind its own mutex, so a spawn locks only its
-//! own worker's shard (uncontended in the common case) and no allocation is
-//! made per coroutine. A coroutine is linked by its worker when it starts
-//! (into that worker's shard) and unlinked when it finishes (by the same
-//! worker, unless it is migratable), so each worker's shard lock stays on
-//! its own core. While linked, the registry holds one counted reference,
-//! which keeps a parked coroutine that nobody else references alive until
-//! shutdown unwinds it. Coroutines not started yet live only in run queues;
-//! snapshots count them from per-worker counters (`introspect`).
+//! outside the workers, each behind its own spin lock, so a spawn locks only
+//! its own worker's shard (uncontended in the common case: one
+//! compare-and-swap, and a plain store to unlock) and no allocation is made
+//! per coroutine. A coroutine is linked by its worker when it starts (into
+//! that worker's shard) and unlinked when it finishes (by the same worker,
+//! unless it is migratable), so each worker's shard lock stays on its own
+//! core. Coroutines not started yet live only in run queues; snapshots
+//! count them from per-worker counters (`introspect`).
+//!
+//! The registry holds no counted reference (that cost two atomic
+//! read-modify-writes per coroutine): a linked coroutine is kept alive by
+//! whoever runs, queues or parks it, and one that everybody abandoned (left
+//! in a queue when a shutdown timed out) is leaked by `TaskRef`'s drop
+//! instead of freed while linked.
 //!
 //! # Invariants (this is an unsafe module)
 //!
 //! - A header's `links` are read or written only under its shard's lock.
-//! - A linked header is alive: the registry owns one reference, released
-//!   only by `remove` after unlinking.
+//! - A linked header is alive: it is linked by its starting worker, which
+//!   holds a reference; it is unlinked by `remove`, called from `finish`
+//!   by a thread that holds a reference until `remove` returns; and the
+//!   last `TaskRef` of a header that is still linked leaks it
+//!   (`task.rs`, invariant 5).
 
 use std::ptr::{self, NonNull};
-use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 
 use crossbeam_utils::CachePadded;
 
 use crate::coroutine::task::{Header, TaskRef};
+use crate::loom::{RawGuard, RawLock, raw_lock};
 use crate::park::state::{DONE, NEW, State};
 
 /// List links inside each coroutine header.
@@ -57,7 +65,7 @@ unsafe impl Send for Shard {}
 
 /// See the module docs.
 pub(crate) struct Registry {
-    shards: Box<[CachePadded<Mutex<Shard>>]>,
+    shards: Box<[CachePadded<RawLock<Shard>>]>,
 }
 
 impl Registry {
@@ -66,7 +74,7 @@ impl Registry {
         Registry {
             shards: (0..n.max(1))
                 .map(|_| {
-                    CachePadded::new(Mutex::new(Shard {
+                    CachePadded::new(RawLock::new(Shard {
                         head: ptr::null(),
                         len: 0,
                     }))
@@ -75,12 +83,12 @@ impl Registry {
         }
     }
 
-    fn lock(&self, i: usize) -> std::sync::MutexGuard<'_, Shard> {
-        self.shards[i].lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self, i: usize) -> RawGuard<'_, Shard> {
+        raw_lock(&self.shards[i])
     }
 
-    /// Links `task` into shard `shard` (its worker's), holding a new
-    /// counted reference until `remove`.
+    /// Links `task` into shard `shard` (its worker's). The caller holds a
+    /// reference to it (invariant 2).
     pub(crate) fn insert(&self, task: &TaskRef, shard: usize) {
         let h = task.header();
         h.shard.store(shard, Ordering::Relaxed);
@@ -98,11 +106,10 @@ impl Registry {
         }
         shard.head = hp;
         shard.len += 1;
-        // The registry's reference: released in `remove`.
-        std::mem::forget(task.clone());
     }
 
-    /// Unlinks `task` if linked, releasing the registry's reference.
+    /// Unlinks `task` if linked. The caller holds a reference to it until
+    /// this returns (invariant 2).
     pub(crate) fn remove(&self, task: &TaskRef) {
         let h = task.header();
         let i = h.shard.load(Ordering::Relaxed);
@@ -130,10 +137,6 @@ impl Registry {
         }
         h.shard.store(usize::MAX, Ordering::Relaxed);
         shard.len -= 1;
-        drop(shard);
-        // SAFETY: the reference `insert` forgot; the caller still holds its
-        // own, so this never frees under the caller.
-        drop(unsafe { TaskRef::adopt(task.as_ptr()) });
     }
 
     /// Calls `f` on every live coroutine, shard by shard, under the shard
