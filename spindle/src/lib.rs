@@ -120,7 +120,7 @@ pub use spindle_macros::{main, test};
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
-    pub use crate::park::state::{CANCELLED, NOTIFIED, RUNNING, State, Wake};
+    pub use crate::park::state::{CANCELLED, JOIN_WAITING, NOTIFIED, RUNNING, State, Wake};
 
     /// A new coroutine's state word (`State::new` stays crate-private: a
     /// public `new` without `Default` would trip clippy under loom).

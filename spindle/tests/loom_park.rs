@@ -47,7 +47,7 @@ use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::{Arc, Notify};
 use loom::thread;
 
-use spindle::__loom::{CANCELLED, NOTIFIED, RUNNING, State, Wake, new_state};
+use spindle::__loom::{CANCELLED, JOIN_WAITING, NOTIFIED, RUNNING, State, Wake, new_state};
 
 /// One coroutine as the model sees it: its state word and the run queue
 /// it goes to when an unparker gets `Wake::Schedule`. Shared by all the
@@ -270,5 +270,63 @@ fn cancel_and_unpark_schedule_at_most_once() {
         let word = co.check_end(went_through_queue, &wakes);
         assert!(co.state.is_cancelled(), "the cancel is never lost");
         assert_ne!(word & CANCELLED, 0);
+    });
+}
+
+/// (d) The join hand-off (`TaskRef::finish` and `register_joiner`): the
+/// joiner stores its unparker and sets `JOIN_WAITING`; the finishing worker
+/// publishes the output and moves the word to `DONE`. Whatever the order,
+/// a joiner that waits is woken (else loom reports a deadlock), the
+/// finisher reads the unparker only when the joiner stored it first, and
+/// the joiner always sees the output (loom reports a data race on either
+/// cell otherwise). No fence: both sides are read-modify-writes of the one
+/// word.
+#[test]
+fn join_hand_off_is_never_lost() {
+    loom::model(|| {
+        let co = Coroutine::running();
+        // The joiner's unparker slot, and the coroutine's output.
+        let slot = Arc::new(UnsafeCell::new(0u32));
+        let output = Arc::new(UnsafeCell::new(0u32));
+        let finisher = {
+            let (co, slot, output) = (co.clone(), slot.clone(), output.clone());
+            thread::spawn(move || {
+                output.with_mut(|o| {
+                    // SAFETY: the joiner reads it only after seeing DONE
+                    // (what loom checks).
+                    unsafe { *o = 42 }
+                });
+                co.step();
+                if co.state.complete() {
+                    let unparker = slot.with(|s| {
+                        // SAFETY: written before JOIN_WAITING, which
+                        // `complete` saw (what loom checks).
+                        unsafe { *s }
+                    });
+                    assert_eq!(unparker, 9, "the joiner's unparker is visible");
+                    co.pushes.fetch_add(1, Ordering::Release);
+                    co.ready.notify();
+                }
+            })
+        };
+        slot.with_mut(|s| {
+            // SAFETY: the finisher reads it only after seeing JOIN_WAITING.
+            unsafe { *s = 9 }
+        });
+        co.step();
+        if co.state.set_join_waiting() {
+            // Not done yet: wait for the wake-up (a lost one deadlocks).
+            co.wait_scheduled();
+        }
+        let seen = output.with(|o| {
+            // SAFETY: DONE was observed with Acquire, directly or through
+            // the wake-up (what loom checks).
+            unsafe { *o }
+        });
+        assert_eq!(seen, 42, "the output is visible to the joiner");
+        finisher.join().unwrap();
+        let word = co.state.load_relaxed();
+        assert_ne!(word & JOIN_WAITING, 0);
+        assert!(co.pushes.load(Ordering::Relaxed) <= 1);
     });
 }

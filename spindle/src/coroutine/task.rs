@@ -43,7 +43,7 @@ use std::cell::UnsafeCell;
 use std::panic::{AssertUnwindSafe, Location};
 use std::ptr::NonNull;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI8, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
+use std::sync::atomic::{AtomicI8, AtomicU8, AtomicU64, AtomicUsize, Ordering, fence};
 use std::thread;
 
 use corosensei::{Coroutine as Co, Yielder};
@@ -139,8 +139,6 @@ pub(crate) struct Header {
     pub(crate) wait_reason: AtomicU8,
     /// Whether the scheduler may move it between workers while parked.
     pub(crate) migratable: bool,
-    /// Set (Release) once the joiner stored its unparker in `joiner`.
-    join_waiting: AtomicBool,
     /// Its nice value (−20..=19), written by `Coroutine::set_nice` from
     /// anywhere, copied into `sched` by its worker at each turn.
     pub(crate) nice: AtomicI8,
@@ -170,8 +168,9 @@ pub(crate) struct Header {
     /// primitive when it parked (0 if unknown or a plain thread).
     pub(crate) blocked_owner: AtomicUsize,
     /// The joiner's unparker: written once by the single joiner before it
-    /// sets `join_waiting`, taken once by the finishing worker after it
-    /// reads `join_waiting` set (Acquire); never touched concurrently.
+    /// sets `JOIN_WAITING` in the state word, taken once by the finishing
+    /// worker after `complete` saw that bit (Acquire); never touched
+    /// concurrently.
     joiner: UnsafeCell<Option<Unparker>>,
     /// The runtime it belongs to.
     pub(crate) rt: Arc<Shared>,
@@ -361,7 +360,6 @@ where
                     no_unwind: 0,
                     unwinding: false,
                 }),
-                join_waiting: AtomicBool::new(false),
                 joiner: UnsafeCell::new(None),
                 wait_reason: AtomicU8::new(0),
                 scheduled: AtomicU64::new(0),
@@ -458,30 +456,21 @@ impl TaskRef {
         self.finish();
     }
 
-    /// Publishes DONE, wakes the joiner and leaves the registry.
+    /// Publishes DONE, wakes the joiner if it waits, and leaves the
+    /// registry.
     pub(crate) fn finish(&self) {
-        self.header().state.complete();
-        self.wake_joiner();
-        self.header().rt.registry.remove(self);
-    }
-
-    /// After the state became DONE: wakes the joiner, if one is waiting.
-    pub(crate) fn wake_joiner(&self) {
         let h = self.header();
-        // SeqCst fence: pairs with the one in `register_joiner`. Either we
-        // see `join_waiting`, or the joiner sees DONE after registering.
-        fence(Ordering::SeqCst);
-        // Acquire: pairs with the Release in `register_joiner`, so the
-        // unparker written before the flag is visible.
-        if h.join_waiting.load(Ordering::Acquire) {
-            // SAFETY: the joiner wrote the slot before setting the flag and
-            // never touches it again; `finish` runs once, so we are the
-            // only reader (see the field's docs).
+        if h.state.complete() {
+            // SAFETY: the joiner stored the slot before setting
+            // JOIN_WAITING, which `complete` saw (Acquire), and never
+            // touches it again; `finish` runs once, so we are the only
+            // reader (see the field's docs).
             let waiter = unsafe { (*h.joiner.get()).take() };
             if let Some(u) = waiter {
                 u.unpark();
             }
         }
+        h.rt.registry.remove(self);
     }
 
     /// Stores the joiner's unparker; returns whether the task is done by
@@ -489,14 +478,10 @@ impl TaskRef {
     pub(crate) fn register_joiner(&self, u: Unparker) -> bool {
         let h = self.header();
         // SAFETY: there is one joiner (join consumes its handle), and the
-        // finishing worker reads the slot only after seeing the flag set
-        // below, so no access overlaps ours.
+        // finishing worker reads the slot only after seeing JOIN_WAITING,
+        // which is set below, so no access overlaps ours.
         unsafe { *h.joiner.get() = Some(u) };
-        // Release: pairs with the Acquire in `wake_joiner`.
-        h.join_waiting.store(true, Ordering::Release);
-        // SeqCst fence: pairs with the one in `wake_joiner`.
-        fence(Ordering::SeqCst);
-        h.state.is_done()
+        !h.state.set_join_waiting()
     }
 
     /// Takes the output of a DONE task.

@@ -7,6 +7,7 @@
 //! | 0..3 | lifecycle   | `NEW`, `RUNNING`, `PARKED`, `QUEUED` or `DONE` (below)          | see the transitions          |
 //! | 3    | `NOTIFIED`  | an unpark token: the next `park` returns at once               | any unparker; cleared by the owner |
 //! | 4    | `CANCELLED` | the runtime is shutting down and asked the coroutine to unwind | the shutting-down worker      |
+//! | 5    | `JOIN_WAITING` | the joiner stored its unparker and waits for `DONE`         | the single joiner             |
 //!
 //! Lifecycle values:
 //!
@@ -54,6 +55,8 @@ const LIFECYCLE: u32 = 0b111;
 pub const NOTIFIED: u32 = 1 << 3;
 /// Shutdown asked the coroutine to unwind.
 pub const CANCELLED: u32 = 1 << 4;
+/// The joiner waits for `DONE`; its unparker is in the header.
+pub const JOIN_WAITING: u32 = 1 << 5;
 
 /// What an unpark or cancel asks of its caller.
 #[derive(Debug, PartialEq, Eq)]
@@ -190,11 +193,33 @@ impl State {
     }
 
     /// `RUNNING → DONE`, by the owner after the coroutine returned.
-    pub(crate) fn complete(&self) {
+    /// Returns whether the joiner waits (`JOIN_WAITING` was set): then the
+    /// caller must wake it.
+    ///
+    /// The join hand-off needs no fence: [`set_join_waiting`] and this are
+    /// read-modify-writes of the same word, so one of them comes first in
+    /// its modification order, and the second sees what the first did:
+    /// either this sees `JOIN_WAITING` (and wakes the joiner) or the
+    /// joiner sees `DONE` (and does not wait).
+    ///
+    /// [`set_join_waiting`]: State::set_join_waiting
+    pub fn complete(&self) -> bool {
         // Release: publishes the output written by the coroutine to
-        // whoever observes DONE with Acquire (`is_done`).
-        let prev = self.0.fetch_add(DONE - RUNNING, Ordering::Release);
+        // whoever observes DONE with Acquire (`is_done`). Acquire: if the
+        // joiner waits, the unparker it stored before is visible.
+        let prev = self.0.fetch_add(DONE - RUNNING, Ordering::AcqRel);
         debug_assert_eq!(prev & LIFECYCLE, RUNNING);
+        prev & JOIN_WAITING != 0
+    }
+
+    /// By the single joiner, after storing its unparker: asks
+    /// [`complete`](State::complete) to wake it. Returns `false` if the
+    /// coroutine is done already (no wake-up will come, and none is
+    /// needed: its output is visible).
+    pub fn set_join_waiting(&self) -> bool {
+        // Release: publishes the stored unparker to `complete`. Acquire:
+        // if DONE came first, its output is visible.
+        self.0.fetch_or(JOIN_WAITING, Ordering::AcqRel) & LIFECYCLE != DONE
     }
 
     /// Whether the coroutine finished; Acquire so its output is visible.
