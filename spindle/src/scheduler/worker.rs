@@ -55,6 +55,8 @@ const CLOCK_STRIDE: u32 = 8;
 const EXTRA_RECHECK: Duration = Duration::from_millis(100);
 /// One resume in this many is timed for run-time accounting.
 const RUN_TIME_SAMPLE: u64 = 16;
+/// Coroutine ids a worker reserves at a time.
+const ID_BLOCK: u64 = 1024;
 
 /// A pending timed park.
 pub(crate) struct Timer {
@@ -100,6 +102,9 @@ pub(crate) struct Context {
     /// deque is empty, and the pop is skipped.
     fresh_hint: Cell<usize>,
     next_streak: Cell<u32>,
+    /// Coroutine ids reserved by this worker: the next one, and the end
+    /// of the block (`coroutine::reserve_ids`).
+    ids: Cell<(u64, u64)>,
     /// State of the run-time sampling generator.
     rng: Cell<u64>,
     /// Resumes until the next timed one.
@@ -210,6 +215,7 @@ impl Context {
             pool: RefCell::new(pool),
             until_global: Cell::new(GLOBAL_INTERVAL),
             fresh_hint: Cell::new(0),
+            ids: Cell::new((0, 0)),
             next_streak: Cell::new(0),
             sample_in: Cell::new(1),
             rng: Cell::new(
@@ -286,6 +292,17 @@ impl Context {
         // SAFETY: points into `self.shared.remotes`, which lives as long as
         // `self.shared` (an Arc we hold) and is never reallocated.
         unsafe { &*self.remote }
+    }
+
+    /// A fresh coroutine id, from this worker's reserved block.
+    pub(crate) fn next_id(&self) -> u64 {
+        let (mut next, mut end) = self.ids.get();
+        if next == end {
+            next = crate::coroutine::reserve_ids(ID_BLOCK);
+            end = next + ID_BLOCK;
+        }
+        self.ids.set((next + 1, end));
+        next
     }
 
     /// Pushes a new coroutine spawned on this worker.
