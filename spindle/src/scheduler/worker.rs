@@ -734,7 +734,7 @@ impl Context {
     fn prepare_other(&self, task: &TaskRef, lifecycle: u32) -> bool {
         match lifecycle {
             NEW if self.shared.is_shutdown() => {
-                task.clone().cancel_unstarted();
+                task.cancel_unstarted();
                 false
             }
             NEW => self.start(task),

@@ -138,8 +138,9 @@ impl LocalPool {
     /// worker's cache (LIFO, hot), then the global free list (taking a
     /// batch for the cache), then a fresh slot. Never maps memory.
     ///
-    /// Fails only if the reservation cannot be honoured, which the
-    /// accounting rules out (an internal error, reported rather than
+    /// Fails if a fresh slot's guard page cannot be installed (the kernel
+    /// is out of memory), or if the reservation cannot be honoured, which
+    /// the accounting rules out (an internal error, reported rather than
     /// panicking).
     pub(crate) fn take(&mut self, r: Reservation) -> io::Result<Stack> {
         let claim = r.claim;
@@ -162,13 +163,7 @@ impl LocalPool {
         };
         // Refilled stacks come out oldest first; the cache's top stays the
         // most recently freed one.
-        class.take_claimed(extra, &mut self.cache).ok_or_else(|| {
-            io::Error::other(format!(
-                "spindle: internal error: a reserved {} stack found no free or unused slot \
-                 (stack accounting is broken; please report this bug)",
-                super::sys::human(class.size() as u64)
-            ))
-        })
+        class.take_claimed(extra, &mut self.cache)
     }
 
     /// Returns a stack after its coroutine finished; its pages stay

@@ -31,9 +31,23 @@
 //! so a thread whose claim consumed an increment also sees (through the
 //! `state` mutex it then locks) the slot that increment announced.
 //!
+//! # Guards
+//!
+//! With `madvise(MADV_GUARD_INSTALL)` (`sys`, "Guard pages") a slot's guard
+//! is installed when the slot is first carved, not when its region is
+//! mapped: claims reserve slots at spawn, so a burst of 100,000 spawns
+//! whose coroutines run one after another on a few recycled stacks would
+//! otherwise pay 100,000 guard system calls (and the page tables behind
+//! them) for slots it never uses. With the `mprotect` fallback every guard
+//! is installed at mapping, as each one costs kernel memory maps, and
+//! running out of those must show at `reserve` (spawn), not later.
+//!
 //! Invariants the unsafe code relies on: see the module docs of `stack`;
 //! here, every base in `free` and every slot in `uncarved` lies in a region
-//! this class mapped, never unmaps, and guarded when it was mapped.
+//! this class mapped and never unmaps; every base in `free` is guarded; a
+//! slot in `uncarved` is guarded if it lies below its span's
+//! `unguarded_from`, and is guarded by `take_claimed` before it is handed
+//! out otherwise.
 
 use std::io;
 use std::num::NonZeroUsize;
@@ -82,6 +96,9 @@ struct Span {
     next: usize,
     /// Slots left in this span.
     left: usize,
+    /// Slots at or above this address have no guard yet (`usize::MAX`:
+    /// all were guarded when mapped).
+    unguarded_from: usize,
 }
 
 /// A snapshot of one size class, for introspection.
@@ -243,7 +260,15 @@ impl Class {
             }
         };
         let page = sys::page_size();
+        // The first guard also finds out how guards are installed here.
+        let mut guarded = count;
         for i in 0..count {
+            if i == 1 && sys::guard_mode() == Some(sys::GuardMode::Madvise) {
+                // The others are installed as the slots are carved (module
+                // docs, "Guards").
+                guarded = 1;
+                break;
+            }
             // SAFETY: slot `i` lies inside the mapping just made (i < count
             // slots of `self.slot` bytes); its first page is the guard, and
             // no one has seen this memory yet.
@@ -266,22 +291,33 @@ impl Class {
         Ok(Span {
             next: start as usize,
             left: count,
+            unguarded_from: if guarded < count {
+                start as usize + guarded * self.slot
+            } else {
+                usize::MAX
+            },
         })
     }
 
     /// Pops a stack for a claim the caller holds (the claim is spent), and up
     /// to `extra` more from the free list, claimed here, into `out`.
-    /// Returns `None` only if the accounting invariant was broken.
+    ///
+    /// Fails if a freshly carved slot's guard cannot be installed (the
+    /// kernel is out of memory for page tables), or, as an internal error,
+    /// if the accounting invariant was broken.
     pub(super) fn take_claimed(
         &'static self,
         extra: usize,
         out: &mut Vec<super::Stack>,
-    ) -> Option<super::Stack> {
+    ) -> io::Result<super::Stack> {
         let extra = self.try_claim(extra);
         let mut st = lock(&self.state);
-        let got = match st.free.pop() {
-            Some(base) => Some(base),
-            None => Self::carve(&mut st.uncarved, self.slot),
+        let (got, unguarded) = match st.free.pop() {
+            Some(base) => (Some(base), false),
+            None => match Self::carve(&mut st.uncarved, self.slot) {
+                Some((base, unguarded)) => (Some(base), unguarded),
+                None => (None, false),
+            },
         };
         let more = extra.min(st.free.len());
         let at = st.free.len() - more;
@@ -295,19 +331,37 @@ impl Class {
         if extra > more {
             self.unclaim(extra - more);
         }
-        got.map(|base| super::Stack { base, class: self })
+        let base = got.ok_or_else(|| {
+            io::Error::other(format!(
+                "spindle: internal error: a reserved {} stack found no free or unused slot \
+                 (stack accounting is broken; please report this bug)",
+                sys::human(self.size as u64)
+            ))
+        })?;
+        if unguarded {
+            // Outside the lock: a system call. On failure the slot is
+            // dropped from use (it is never handed out unguarded).
+            let page = sys::page_size();
+            // SAFETY: the slot's lowest page lies in a region this class
+            // mapped; the slot was just carved, so nothing uses it.
+            unsafe { sys::install_guard((base.get() - self.slot) as *mut u8, page) }
+                .map_err(|e| sys::guard_error(e, self.size))?;
+        }
+        Ok(super::Stack { base, class: self })
     }
 
-    /// Cuts the next slot off the uncarved spans; returns its stack base.
-    fn carve(uncarved: &mut Vec<Span>, slot: usize) -> Option<NonZeroUsize> {
+    /// Cuts the next slot off the uncarved spans; returns its stack base
+    /// and whether its guard is still to be installed.
+    fn carve(uncarved: &mut Vec<Span>, slot: usize) -> Option<(NonZeroUsize, bool)> {
         let span = uncarved.last_mut()?;
+        let unguarded = span.next >= span.unguarded_from;
         let base = span.next + slot;
         span.next += slot;
         span.left -= 1;
         if span.left == 0 {
             uncarved.pop();
         }
-        NonZeroUsize::new(base)
+        Some((NonZeroUsize::new(base)?, unguarded))
     }
 
     /// Puts stacks of this class back on the global free list.

@@ -57,7 +57,6 @@ pub(crate) enum GuardMode {
 static GUARD_MODE: AtomicU8 = AtomicU8::new(0);
 
 /// The guard mode in use, or `None` before the first guard was installed.
-#[cfg_attr(not(test), allow(dead_code, reason = "for diagnostics"))]
 pub(crate) fn guard_mode() -> Option<GuardMode> {
     match GUARD_MODE.load(Ordering::Relaxed) {
         1 => Some(GuardMode::Madvise),
