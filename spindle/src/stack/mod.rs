@@ -70,7 +70,8 @@
 //!   the value that names it, so two live `Stack`s never share memory.
 //! - Regions are never unmapped, so a slot's memory outlives every `Stack`,
 //!   and the guard page below each slot is installed before the slot is
-//!   handed out and never removed.
+//!   handed out (when its region is mapped, or when it is first carved:
+//!   `region.rs`, "Guards") and never removed.
 //! - Accounting (see `region.rs`): per size class, the slots that can still
 //!   be handed out, minus outstanding [`Reservation`]s, never goes below 0,
 //!   so [`LocalPool::take`] always finds a slot for a reservation.
