@@ -65,6 +65,10 @@ fn overflow_is_reported_with_the_coroutine_name() {
         install_handler(); // idempotent
         let _alt = AltStack::install().expect("altstack");
         let mut pool = LocalPool::new();
+        // The second slot of a region: with MADV_GUARD_INSTALL its guard is
+        // installed when it is carved, not when the region is mapped (the
+        // first slot's is, as the probe).
+        let _first = pool.take(reserve(64 << 10).unwrap()).unwrap();
         let stack = pool.take(reserve(64 << 10).unwrap()).unwrap();
         let info = Box::new(GuardInfo::new(
             42,

@@ -80,6 +80,8 @@ pub(crate) struct Class {
     regions: AtomicUsize,
     /// Slots mapped so far (statistics).
     slots: AtomicUsize,
+    /// Guard pages installed so far (statistics).
+    guarded: AtomicUsize,
 }
 
 /// The part of a class behind its mutex.
@@ -115,6 +117,8 @@ pub(crate) struct ClassStats {
     pub(crate) available: usize,
     /// Stacks in the global free list.
     pub(crate) free: usize,
+    /// Slots whose guard page is installed.
+    pub(crate) guarded: usize,
 }
 
 /// Every class ever used; classes live for the process (regions are
@@ -164,6 +168,7 @@ fn lookup(size: usize) -> &'static Class {
         grow: Mutex::new(()),
         regions: AtomicUsize::new(0),
         slots: AtomicUsize::new(0),
+        guarded: AtomicUsize::new(0),
     }));
     classes.push(class);
     class
@@ -197,6 +202,7 @@ impl Class {
             slots: self.slots.load(Ordering::Relaxed),
             available: self.available.load(Ordering::Relaxed),
             free,
+            guarded: self.guarded.load(Ordering::Relaxed),
         }
     }
 
@@ -288,6 +294,8 @@ impl Class {
                 break;
             }
         }
+        self.guarded
+            .fetch_add(guarded.min(count), Ordering::Relaxed);
         Ok(Span {
             next: start as usize,
             left: count,
@@ -346,6 +354,7 @@ impl Class {
             // mapped; the slot was just carved, so nothing uses it.
             unsafe { sys::install_guard((base.get() - self.slot) as *mut u8, page) }
                 .map_err(|e| sys::guard_error(e, self.size))?;
+            self.guarded.fetch_add(1, Ordering::Relaxed);
         }
         Ok(super::Stack { base, class: self })
     }

@@ -303,3 +303,27 @@ fn claim_credits_are_accounted() {
         "dropping the pool returns every claim and stack"
     );
 }
+
+#[test]
+fn guards_are_installed_for_the_slots_used() {
+    // What a burst of spawns does: many claims at once, whose coroutines
+    // then run one after another on a recycled stack.
+    let size = 60 << 10;
+    assert!(class_stats(size).is_none(), "size reserved for this test");
+    let mut pool = LocalPool::with_size(size).unwrap();
+    let claims: Vec<_> = (0..1_000).map(|_| reserve(size).unwrap()).collect();
+    for (i, r) in claims.into_iter().enumerate() {
+        let s = pool.take(r).unwrap();
+        touch(&s, i as u8);
+        pool.give(s);
+    }
+    let st = class_stats(size).unwrap();
+    assert!(st.slots >= 1_000, "{st:?}");
+    match sys::guard_mode() {
+        // One guard per region (the probe) and one per slot carved.
+        Some(sys::GuardMode::Madvise) => assert!(st.guarded <= st.regions + 1, "{st:?}"),
+        // Each guard costs kernel maps: all installed at mapping, so that
+        // running out shows at `reserve`.
+        _ => assert_eq!(st.guarded, st.slots, "{st:?}"),
+    }
+}
