@@ -308,7 +308,7 @@ fn claim_credits_are_accounted() {
 fn guards_are_installed_for_the_slots_used() {
     // What a burst of spawns does: many claims at once, whose coroutines
     // then run one after another on a recycled stack.
-    let size = 60 << 10;
+    let size = 72 << 10;
     assert!(class_stats(size).is_none(), "size reserved for this test");
     let mut pool = LocalPool::with_size(size).unwrap();
     let claims: Vec<_> = (0..1_000).map(|_| reserve(size).unwrap()).collect();
