@@ -148,6 +148,29 @@ fn tcp_echo_full_duplex() {
     });
 }
 
+// A burst of clients connecting before the server accepts any: each
+// handshake completes in the kernel's accept queue (1,024 deep, where std's
+// listener asks for 128: with a full queue the kernel drops the handshake
+// and the client retries only after a second). Needs net.core.somaxconn
+// of at least 300 (4,096 by default since Linux 5.4).
+#[test]
+fn tcp_listener_queues_a_burst_of_connections() {
+    let limit = raise_nofile_limit();
+    let n = 300.min((limit as usize).saturating_sub(100) / 2);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let clients: Vec<_> = (0..n)
+        .map(|i| {
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500))
+                .unwrap_or_else(|e| panic!("client {i} of {n} was not queued: {e}"))
+        })
+        .collect();
+    for _ in 0..n {
+        listener.accept().unwrap();
+    }
+    drop(clients);
+}
+
 // Go src/net/tcpsock_test.go TestTCPConcurrentAccept (many dials against
 // one accept loop), tokio tokio/tests/tcp_echo.rs: 1,000 clients (16 as OS
 // threads) connect at once, each has its own echo coroutine; every client

@@ -179,3 +179,13 @@ mod unix;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix::{UnixDatagram, UnixIncoming, UnixListener, UnixStream};
+
+/// The `listen(2)` backlog of spindle's listeners: tokio's 1,024, where
+/// `std` asks for 128 (the kernel caps it at `net.core.somaxconn`).
+const BACKLOG: i32 = 1024;
+
+/// Raises a freshly bound `std` listener's backlog to [`BACKLOG`]: on
+/// Linux, `listen(2)` on a listening socket sets its backlog again.
+fn deepen_backlog(listener: &impl std::os::fd::AsFd) -> std::io::Result<()> {
+    socket2::SockRef::from(listener).listen(BACKLOG)
+}

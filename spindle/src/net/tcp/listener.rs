@@ -50,11 +50,19 @@ impl TcpListener {
     /// Creates a listener bound to `addr` (the first of its addresses that
     /// can be bound), as [`std::net::TcpListener::bind`] does.
     ///
+    /// The kernel queues up to 1,024 connections for `accept` (`listen(2)`'s
+    /// backlog, capped by `net.core.somaxconn`), as tokio's listener does,
+    /// where `std` asks for 128: a server of coroutines is built for bursts
+    /// of clients, and with a full queue the kernel drops handshakes, which
+    /// clients then retry only after a second or more.
+    ///
     /// Port 0 asks the system for a free port; read it with
     /// [`local_addr`](TcpListener::local_addr).
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        let listener = std::net::TcpListener::bind(addr)?;
+        crate::net::deepen_backlog(&listener)?;
         Ok(TcpListener {
-            inner: Evented::new(std::net::TcpListener::bind(addr)?)?,
+            inner: Evented::new(listener)?,
         })
     }
 

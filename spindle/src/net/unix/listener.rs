@@ -51,6 +51,10 @@ impl UnixListener {
     /// Creates a listener bound to the file system path `path`, which must
     /// not exist yet (remove a stale socket file first); as
     /// [`std::os::unix::net::UnixListener::bind`].
+    ///
+    /// The kernel queues up to 1,024 connections for `accept` (`std` asks
+    /// for 128), as [`TcpListener::bind`](crate::net::TcpListener::bind)
+    /// explains.
     pub fn bind<P: AsRef<Path>>(path: P) -> io::Result<UnixListener> {
         UnixListener::from_new(std::os::unix::net::UnixListener::bind(path)?)
     }
@@ -62,6 +66,7 @@ impl UnixListener {
     }
 
     fn from_new(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
+        crate::net::deepen_backlog(&listener)?;
         Ok(UnixListener {
             inner: Evented::new(listener)?,
         })
