@@ -90,6 +90,8 @@ where
     F: FnOnce(Mode) + Send + 'static,
 {
     let (done_tx, done_rx) = std::sync::mpsc::channel();
+    // The runtime's handle, for a snapshot of its coroutines on a hang.
+    let (handle_tx, handle_rx) = std::sync::mpsc::channel();
     let runner = std::thread::spawn(move || {
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match mode {
             Mode::Coroutines { workers } => {
@@ -97,6 +99,7 @@ where
                     .workers(workers)
                     .build()
                     .expect("runtime");
+                let _ = handle_tx.send(rt.handle().clone());
                 rt.block_on(move || scenario(mode));
             }
             Mode::Threads => scenario(mode),
@@ -111,6 +114,11 @@ where
                 std::panic::resume_unwind(p);
             }
         }
-        Err(_) => panic!("scenario still running after {limit:?} in mode {mode:?} (hang?)"),
+        Err(_) => {
+            if let Ok(handle) = handle_rx.try_recv() {
+                eprintln!("coroutines of the hung runtime: {:#?}", handle.snapshot());
+            }
+            panic!("scenario still running after {limit:?} in mode {mode:?} (hang?)")
+        }
     }
 }
