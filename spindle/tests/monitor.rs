@@ -353,3 +353,101 @@ fn extra_workers_come_and_go_without_losing_work() {
         );
     }
 }
+
+/// This thread's CPU time.
+fn thread_cpu_time() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let r = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(r, 0);
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+/// Restricts the calling thread (and the threads it starts from now on)
+/// to one CPU; returns its previous mask.
+fn pin_to_one_cpu() -> libc::cpu_set_t {
+    // SAFETY: plain calls on this thread's affinity with valid, owned
+    // cpu_set_t buffers.
+    unsafe {
+        let mut old: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        assert_eq!(libc::sched_getaffinity(0, size, &mut old), 0);
+        let cpu = (0..libc::CPU_SETSIZE as usize)
+            .find(|&c| libc::CPU_ISSET(c, &old))
+            .expect("some CPU is allowed");
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut one);
+        assert_eq!(libc::sched_setaffinity(0, size, &one), 0);
+        old
+    }
+}
+
+#[test]
+fn a_worker_the_kernel_preempts_is_not_held() {
+    // A turn that lasts past the hold threshold only because the kernel
+    // gave its thread a fraction of a CPU (more runnable threads than
+    // CPUs) is not its coroutine's fault, and one more thread would only
+    // make the overload worse: no report, no extra worker. Here the
+    // worker shares one CPU with six spinning threads (a seventh of it),
+    // and its coroutine spins for 7 ms of CPU time, under half the
+    // threshold, which takes it about seven times as long on the clock.
+    let threshold = Duration::from_millis(20);
+    let old_mask = pin_to_one_cpu();
+    let stop = Arc::new(AtomicBool::new(false));
+    let hogs: Vec<_> = (0..6)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+        })
+        .collect();
+    let reports = Arc::new(Mutex::new(Vec::new()));
+    let sink = reports.clone();
+    // Its worker and monitor threads inherit the one-CPU mask.
+    let rt = Runtime::builder()
+        .workers(1)
+        .hold_threshold(threshold)
+        .on_held_worker(move |r| sink.lock().unwrap().push(r.clone()))
+        .build()
+        .unwrap();
+    // SAFETY: restores this thread's own mask, saved above.
+    unsafe {
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &old_mask);
+    }
+    // Until one turn has outlasted twice the threshold on the clock (the
+    // first, unless the spinning threads are slow to start).
+    let mut longest = Duration::ZERO;
+    for _ in 0..20 {
+        let wall = rt.block_on(|| {
+            let (start, cpu) = (Instant::now(), thread_cpu_time());
+            while thread_cpu_time() - cpu < Duration::from_millis(7) {
+                std::hint::spin_loop();
+            }
+            start.elapsed()
+        });
+        longest = longest.max(wall);
+        if longest >= 2 * threshold {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for h in hogs {
+        h.join().unwrap();
+    }
+    assert!(
+        longest >= 2 * threshold,
+        "the worker was never short of CPU (longest turn {longest:?})"
+    );
+    assert!(
+        reports.lock().unwrap().is_empty(),
+        "{:?}",
+        reports.lock().unwrap()
+    );
+    assert_eq!(rt.handle().metrics().extra_workers_started, 0);
+}

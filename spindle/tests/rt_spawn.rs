@@ -100,6 +100,15 @@ fn is_finished_id_name_and_location() {
 }
 
 #[test]
+fn block_on_records_its_callers_location() {
+    // Snapshots and held-worker reports name where a coroutine came from;
+    // for `block_on`'s coroutine that is the line calling it.
+    let rt = rt();
+    let (line, loc) = (line!(), rt.block_on(|| spindle::current().spawn_location()));
+    assert_eq!((loc.file(), loc.line()), (file!(), line));
+}
+
+#[test]
 fn scope_borrows_and_joins_everything() {
     let rt = rt();
     rt.block_on(|| {

@@ -183,7 +183,22 @@ impl<'scope> Scope<'scope, '_> {
         F: FnOnce() -> T + Send + 'scope,
         T: Send + 'scope,
     {
-        let location = Location::caller();
+        self.spawn_at(builder, Location::caller(), f)
+    }
+
+    /// [`spawn_with`](Self::spawn_with), recording `location` as the spawn
+    /// location (for callers that are themselves `#[track_caller]` but
+    /// spawn from a closure, such as `Runtime::block_on`).
+    pub(crate) fn spawn_at<F, T>(
+        &'scope self,
+        builder: Builder,
+        location: &'static Location<'static>,
+        f: F,
+    ) -> std::io::Result<ScopedJoinHandle<'scope, T>>
+    where
+        F: FnOnce() -> T + Send + 'scope,
+        T: Send + 'scope,
+    {
         let packet: Arc<Packet<'scope, T>> = Arc::new(Packet {
             scope: self.data.clone(),
             result: UnsafeCell::new(None),

@@ -5,8 +5,8 @@
 //! (nothing to run) becomes the *driver* if no other worker is: it waits
 //! in `epoll_wait` instead of on its futex, with the timeout of its next
 //! timer. Busy workers poll without waiting every 61st scheduling tick
-//! (with the injector check), so readiness is seen even when no worker is
-//! idle. A wake-up for a worker that is the driver (work in its inbox, a
+//! (with the injector check) while any socket is registered, so readiness
+//! is seen even when no worker is idle. A wake-up for a worker that is the driver (work in its inbox, a
 //! shutdown) goes through mio's `Waker` (an eventfd) instead of the futex;
 //! see `Shared::wake_worker`.
 //!

@@ -391,15 +391,25 @@ impl Runtime {
     ///
     /// # Panics
     ///
-    /// If `f` panics, or if the runtime is shutting down (the coroutine
-    /// then never runs).
+    /// If `f` panics, if the runtime is shutting down (the coroutine
+    /// then never runs), or if no stack can be had (see
+    /// [`Builder::spawn`](crate::Builder::spawn)).
+    #[track_caller]
     pub fn block_on<F, T>(&self, f: F) -> T
     where
         F: FnOnce() -> T + Send,
         T: Send,
     {
         let shared = self.handle.shared.clone();
-        let r = coroutine::scope_on(shared, WaitReason::BlockOn, |s| s.spawn(f).join());
+        // The coroutine's spawn location (in snapshots and held-worker
+        // reports) is the caller's.
+        let location = std::panic::Location::caller();
+        let r = coroutine::scope_on(shared, WaitReason::BlockOn, |s| {
+            match s.spawn_at(crate::Builder::new(), location, f) {
+                Ok(h) => h.join(),
+                Err(e) => panic!("{e}"),
+            }
+        });
         match r {
             Ok(v) => v,
             Err(p) if p.is::<coroutine::Cancelled>() => {

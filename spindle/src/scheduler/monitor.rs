@@ -13,7 +13,14 @@
 //!    turn is marked (`Remote::preempt`): its next runtime call yields
 //!    (`coop`). After the whole threshold the worker is *held*: that
 //!    coroutine makes no runtime call (a loop without `checkpoint()`), or
-//!    it is stuck in a blocking system call. Then the monitor
+//!    it is stuck in a blocking system call — unless the worker's thread
+//!    spent that time waiting for a CPU: a thread that was on the CPU for
+//!    less than half the threshold and is runnable (not asleep in the
+//!    kernel) was preempted by the kernel, because the machine has more
+//!    runnable threads than CPUs. Its coroutine is not at fault and one
+//!    more thread could only make the overload worse, so the monitor
+//!    keeps watching (the turn's CPU time is read from the thread's CPU
+//!    clock). Otherwise the monitor
 //!    a. reports it once per turn, through the runtime's hook (by default
 //!    a warning on stderr naming the coroutine, its spawn location, how
 //!    long it has held the worker, whether it is on the CPU or in the
@@ -142,21 +149,28 @@ struct Watch {
     marked: bool,
     /// Whether this turn was reported as holding the worker.
     reported: bool,
+    /// The worker thread's CPU time when the turn was first seen (`None`
+    /// if its CPU clock could not be read).
+    cpu: Option<Duration>,
+}
+
+impl Watch {
+    fn new(turns: u64, now: Instant, cpu: Option<Duration>) -> Watch {
+        Watch {
+            turns,
+            since: now,
+            marked: false,
+            reported: false,
+            cpu,
+        }
+    }
 }
 
 /// The monitor thread's body.
 pub(crate) fn run(shared: Arc<Shared>) {
     let threshold = shared.config.hold_threshold;
     let now = Instant::now();
-    let mut watch = vec![
-        Watch {
-            turns: 0,
-            since: now,
-            marked: false,
-            reported: false,
-        };
-        shared.remotes.len()
-    ];
+    let mut watch = vec![Watch::new(0, now, None); shared.remotes.len()];
     let mut sleep = MIN_SLEEP;
     let mut was_held = false;
     while !shared.is_shutdown() {
@@ -200,12 +214,14 @@ fn watch_workers(shared: &Shared, watch: &mut [Watch], threshold: Duration) -> (
         let turns = r.turns.load(Ordering::Relaxed);
         let current = r.current.load(Ordering::Relaxed);
         if current.is_null() || turns != w.turns || !r.active.load(Ordering::Relaxed) {
-            *w = Watch {
-                turns,
-                since: now,
-                marked: false,
-                reported: false,
+            // A turn's CPU time is measured from here; the clock is read
+            // only while a coroutine runs.
+            let cpu = if current.is_null() {
+                None
+            } else {
+                thread_cpu_time(r.tid.load(Ordering::Relaxed))
             };
+            *w = Watch::new(turns, now, cpu);
             busy |= !current.is_null();
             continue;
         }
@@ -215,7 +231,8 @@ fn watch_workers(shared: &Shared, watch: &mut [Watch], threshold: Duration) -> (
             w.marked = true;
             r.preempt.store(true, Ordering::Relaxed);
         }
-        if held_for < threshold {
+        if held_for < threshold || preempted_by_kernel(r.tid.load(Ordering::Relaxed), w, threshold)
+        {
             continue;
         }
         held += 1;
@@ -257,6 +274,43 @@ fn report(shared: &Shared, i: usize, current: usize, held_for: Duration) {
     shared.counters.held_reports.fetch_add(1, Ordering::Relaxed);
     drop(task);
     (shared.config.on_held)(&report);
+}
+
+/// Whether the worker thread `tid`, whose turn `w` has lasted a whole
+/// hold threshold, spent it waiting for a CPU rather than holding one:
+/// on the CPU for less than half the threshold, and runnable (neither
+/// asleep in a system call, nor unreadable).
+fn preempted_by_kernel(tid: i32, w: &Watch, threshold: Duration) -> bool {
+    let (Some(start), Some(now)) = (w.cpu, thread_cpu_time(tid)) else {
+        return false;
+    };
+    now.saturating_sub(start) < threshold / 2 && in_system_call(tid) == Some(false)
+}
+
+/// The CPU time thread `tid` of this process has used, from its CPU clock
+/// (`None` for no thread, or one that has exited).
+fn thread_cpu_time(tid: i32) -> Option<Duration> {
+    if tid <= 0 {
+        return None;
+    }
+    // The kernel's clock id for a thread's CPU time (its ABI, what glibc's
+    // `pthread_getcpuclockid` computes): the inverted tid shifted left by
+    // 3, with CPUCLOCK_PERTHREAD_MASK (4) | CPUCLOCK_SCHED (2). Built from
+    // the tid rather than from a `pthread_t`, so a thread that has exited
+    // meanwhile gives EINVAL instead of a read of freed memory.
+    let clock = (!tid << 3) | 6;
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call.
+    if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+        return None;
+    }
+    Some(Duration::new(
+        u64::try_from(ts.tv_sec).ok()?,
+        u32::try_from(ts.tv_nsec).ok()?,
+    ))
 }
 
 /// Whether thread `tid` of this process sleeps in the kernel (state `S`
