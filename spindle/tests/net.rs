@@ -586,6 +586,49 @@ fn write_timeout_gives_timed_out() {
     });
 }
 
+// A TCP read that returns fewer bytes than asked lets the next read park
+// without trying (the socket's queue was drained), unless an event has
+// reported a state that makes reads return without new bytes. Here the
+// peer sends bytes, an urgent (out-of-band) byte and more bytes, all in
+// the receive queue (and, after the pause, reported by the reactor)
+// before the first read, which stops short at the urgent mark with
+// bytes left behind: the second read must still get them. (The end of
+// the stream arriving with the last bytes is `peer_close_gives_eof`.)
+#[test]
+fn a_short_read_before_urgent_data_does_not_strand_the_rest() {
+    each_mode(LIMIT, |mode| {
+        let (client, mut server) = tcp_pair();
+        let (sent_tx, sent_rx) = spindle::channel::bounded::<()>(1);
+        let reader = mode.spawn(move || {
+            sent_rx.recv().unwrap();
+            // Time for an idle worker to collect the edge (not needed for
+            // the result, only for the case this test is about).
+            if mode.is_coroutines() {
+                spindle::sleep(Duration::from_millis(20));
+            }
+            let mut got = Vec::new();
+            let mut buf = [0u8; 64];
+            while got.len() < 4 {
+                let n = server.read(&mut buf).unwrap();
+                assert_ne!(n, 0, "end of stream after {got:?}");
+                got.extend_from_slice(&buf[..n]);
+            }
+            got
+        });
+        let fd = client.as_raw_fd();
+        for (bytes, flags) in [(&b"ab"[..], 0), (b"c", libc::MSG_OOB), (b"de", 0)] {
+            // SAFETY: `bytes` is valid for its length; `fd` is the open
+            // client socket.
+            let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), flags) };
+            assert_eq!(n, bytes.len() as isize, "{}", io::Error::last_os_error());
+        }
+        sent_tx.send(()).unwrap();
+        // Without SO_OOBINLINE the urgent byte is not in the stream.
+        assert_eq!(reader.join().unwrap(), b"abde");
+        drop(client);
+    });
+}
+
 // std net/tcp/tests.rs `read_eof` and `shutdown_smoke`, Go
 // src/net/net_test.go TestCloseRead: a peer that closes gives the end of
 // the stream (Ok(0)) after its last bytes, every time it is read; a

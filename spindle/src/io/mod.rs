@@ -62,6 +62,34 @@ impl Registration {
         fd: RawFd,
         dir: Dir,
         timeout: Option<Duration>,
+        op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        self.io_marking(fd, dir, timeout, false, |_| false, op)
+    }
+
+    /// [`io`](Self::io) for a TCP read of `len` bytes: a read that returns
+    /// fewer (and more than none) marks the socket drained, and the next
+    /// read waits for an event first (see the reactor's module docs).
+    pub(crate) fn read_stream(
+        &self,
+        fd: RawFd,
+        timeout: Option<Duration>,
+        len: usize,
+        op: impl FnMut() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        self.io_marking(fd, Dir::Read, timeout, true, |&n| n > 0 && n < len, op)
+    }
+
+    /// [`io`](Self::io), marking the side drained when `drained(&result)`
+    /// and, with `skip`, parking without trying while it is.
+    #[inline(always)]
+    fn io_marking<R>(
+        &self,
+        fd: RawFd,
+        dir: Dir,
+        timeout: Option<Duration>,
+        skip: bool,
+        drained: impl Fn(&R) -> bool,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
         let deadline = deadline(timeout);
@@ -83,11 +111,21 @@ impl Registration {
         };
         loop {
             let seen = side.seen();
+            if skip && side.is_drained(seen) {
+                side.wait(seen, reason, deadline)?;
+                continue;
+            }
             match op() {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     side.wait(seen, reason, deadline)?;
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Ok(r) => {
+                    if drained(&r) {
+                        side.mark_drained(seen);
+                    }
+                    return Ok(r);
+                }
                 r => return r,
             }
         }

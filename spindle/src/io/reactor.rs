@@ -18,6 +18,29 @@
 //! it), so an edge is never lost between the try and the park. The driver
 //! bumps the counter and claims every waiter of that side on each event.
 //!
+//! **Drained streams.** A TCP read that returns fewer bytes than asked
+//! (but more than none) emptied the receive queue: the kernel copies
+//! until the buffer is full or the queue is empty. The reader records the
+//! count it read before that call ([`Direction::mark_drained`]); while the
+//! count has not moved since, the next read skips the system call that
+//! would fail with `EAGAIN` and parks at once (tokio clears its readiness
+//! the same way). No wake-up is lost: bytes that arrived before the short
+//! read were taken by it, and bytes that arrive after it raise a new edge,
+//! which moves the count (collected before the park's check) or wakes the
+//! parked reader (after). That argument is about bytes; three states
+//! make the next read return at once without new bytes, and the skip is
+//! off for good on a socket once an event has reported one of them:
+//! end-of-stream (a FIN that came with the last bytes is reported by the
+//! same edge, and a read after the short one returns 0 with no edge to
+//! come), an error (a reset), and urgent data (a TCP read stops early at
+//! the out-of-band mark, with bytes left behind; sockets are registered
+//! for `EPOLLPRI` so that it is reported). The event sets the flag before
+//! it bumps the count, so a reader that has read the count sees the flag.
+//! Only a short read of more than zero bytes marks. Datagram reads (a
+//! short datagram says nothing about the queue), peeks and Unix-domain
+//! stream reads (which stop at a message that carries descriptors or
+//! other credentials) never mark.
+//!
 //! **Tokens.** An event's token is the address of its `ScheduledIo`. A
 //! socket that deregisters hands its `Arc` to the reactor, which drops it
 //! only after the next complete poll: an event collected by an
@@ -101,7 +124,7 @@ impl Reactor {
         self.registry.register(
             &mut mio::unix::SourceFd(&fd),
             token,
-            Interest::READABLE | Interest::WRITABLE,
+            Interest::READABLE | Interest::WRITABLE | Interest::PRIORITY,
         )?;
         self.sockets.fetch_add(1, Ordering::Relaxed);
         Ok(io)
@@ -153,7 +176,14 @@ impl Reactor {
             // `retired`, or in the list taken above, which outlives this
             // loop): see the module docs.
             let io = unsafe { &*(event.token().0 as *const ScheduledIo) };
-            if event.is_readable() || event.is_read_closed() || event.is_error() {
+            if event.is_read_closed() || event.is_error() || event.is_priority() {
+                io.read.no_skip.store(true, Ordering::Relaxed);
+            }
+            if event.is_readable()
+                || event.is_read_closed()
+                || event.is_error()
+                || event.is_priority()
+            {
                 io.read.wake();
             }
             if event.is_writable() || event.is_write_closed() || event.is_error() {
@@ -201,13 +231,26 @@ pub(crate) struct Direction {
     /// Bumped (under `waiters`' lock) by every event for this side.
     events: AtomicU64,
     waiters: RawLock<WaitList>,
+    /// The event count at which a short stream read found this side
+    /// drained ([`NOT_DRAINED`]: none); see the module docs.
+    drained: AtomicU64,
+    /// Set (before its count is bumped) by an event that reported the
+    /// side closed, an error or urgent data: a read may return at once
+    /// without new bytes, so a short read no longer proves the next one
+    /// would block (see the module docs).
+    no_skip: AtomicBool,
 }
+
+/// `Direction::drained` before any short read.
+const NOT_DRAINED: u64 = u64::MAX;
 
 impl Default for Direction {
     fn default() -> Self {
         Direction {
             events: AtomicU64::new(0),
             waiters: RawLock::new(WaitList::new()),
+            drained: AtomicU64::new(NOT_DRAINED),
+            no_skip: AtomicBool::new(false),
         }
     }
 }
@@ -216,6 +259,23 @@ impl Direction {
     /// The event count, read before trying a system call.
     pub(crate) fn seen(&self) -> u64 {
         self.events.load(Ordering::Acquire)
+    }
+
+    /// Whether a short stream read found this side drained at event count
+    /// `seen` (the caller's [`seen`](Self::seen)): a read now would fail
+    /// with `EAGAIN` until the next event.
+    ///
+    /// Relaxed loads: `no_skip` is set before the bump of the count the
+    /// caller read with Acquire, so it is seen if that event was; a stale
+    /// `drained` only costs a system call.
+    pub(crate) fn is_drained(&self, seen: u64) -> bool {
+        self.drained.load(Ordering::Relaxed) == seen && !self.no_skip.load(Ordering::Relaxed)
+    }
+
+    /// Records that a stream read begun at event count `seen` returned
+    /// fewer bytes than asked, and more than none.
+    pub(crate) fn mark_drained(&self, seen: u64) {
+        self.drained.store(seen, Ordering::Relaxed);
     }
 
     /// Records an event and wakes every waiter.

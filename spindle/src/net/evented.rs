@@ -203,6 +203,24 @@ impl<S: AsFd> Evented<S> {
         self.io(Dir::Read, self.opts.read_timeout.get(), op)
     }
 
+    /// [`read`](Self::read) for a TCP stream read into buffers of `len`
+    /// bytes in all: a shorter read marks the socket drained, so the next
+    /// read parks without trying (see `io::reactor`'s module docs).
+    pub(crate) fn read_stream(
+        &self,
+        len: usize,
+        mut op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        crate::scheduler::coop::charge();
+        if self.is_nonblocking() {
+            return op(&self.sock);
+        }
+        let timeout = self.opts.read_timeout.get();
+        self.reg
+            .reg
+            .read_stream(self.reg.fd, timeout, len, || op(&self.sock))
+    }
+
     /// Runs `op` until it does not fail with `WouldBlock`, waiting for
     /// writability in between, for at most the write timeout.
     pub(crate) fn write<R>(&self, op: impl FnMut(&S) -> io::Result<R>) -> io::Result<R> {

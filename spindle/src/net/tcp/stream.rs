@@ -253,11 +253,19 @@ socket_conversions!(TcpStream, std::net::TcpStream);
 
 impl Read for &TcpStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(|mut s| s.read(buf))
+        self.inner.read_stream(buf.len(), |mut s| s.read(buf))
     }
 
     fn read_vectored(&mut self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.inner.read(|mut s| s.read_vectored(bufs))
+        // `readv` takes at most UIO_MAXIOV (1,024) buffers, and std passes
+        // no more: past that a short read proves nothing, and a length of
+        // 0 never marks.
+        let len = if bufs.len() <= 1024 {
+            bufs.iter().map(|b| b.len()).sum()
+        } else {
+            0
+        };
+        self.inner.read_stream(len, |mut s| s.read_vectored(bufs))
     }
 }
 
