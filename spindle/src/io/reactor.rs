@@ -145,6 +145,23 @@ impl Reactor {
     /// (`None`: until an event or a [`wake`](Self::wake)). Returns `false`
     /// at once if another thread is the driver.
     pub(crate) fn poll(&self, timeout: Option<Duration>) -> bool {
+        self.poll_unless(timeout, || false)
+    }
+
+    /// Polls for events and wakes their waiters, waiting at most `timeout`
+    /// (`None`: until an event or a [`wake`](Self::wake)) unless `woken()`
+    /// holds once this thread is the driver. Returns `false` at once if
+    /// another thread is the driver.
+    ///
+    /// A worker going to sleep here passes "my sleep word was moved": a
+    /// waker that moves it wakes the driver through the eventfd, but an
+    /// eventfd edge is reported to one `epoll_wait` only, and until this
+    /// thread holds the driver lock another poller (the monitor, a busy
+    /// worker's zero-timeout poll) may take that edge and drop it. Checked
+    /// after the lock is taken, `woken()` sees every move made before;
+    /// a move after it is followed by a `wake` that only this thread can
+    /// collect, since it holds the lock until its wait ends.
+    pub(crate) fn poll_unless(&self, timeout: Option<Duration>, woken: impl Fn() -> bool) -> bool {
         let Ok(mut driver) = self.driver.try_lock() else {
             return false;
         };
@@ -152,10 +169,17 @@ impl Reactor {
         // Sockets deregistered before this poll started cannot appear in
         // it; drop them once it is done.
         let retired = std::mem::take(&mut *self.retired.lock().unwrap_or_else(|e| e.into_inner()));
-        let waits = timeout != Some(Duration::ZERO);
+        let mut waits = timeout != Some(Duration::ZERO);
         if waits {
             self.blocked.store(true, Ordering::SeqCst);
         }
+        let timeout = if waits && woken() {
+            self.blocked.store(false, Ordering::SeqCst);
+            waits = false;
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
         let r = driver.poll.poll(&mut driver.events, timeout);
         if waits {
             self.blocked.store(false, Ordering::SeqCst);
@@ -311,5 +335,65 @@ impl Direction {
             io::ErrorKind::TimedOut,
             "spindle: the socket's timeout (or an enclosing deadline) passed",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    /// Stress for the driver's wait (scheduler/README.md, protocol 2c): a
+    /// worker going to sleep as the reactor's driver is woken through the
+    /// eventfd, whose event another thread's zero-timeout poll could take
+    /// before the worker's `epoll_wait`. Here a thread polls without pause
+    /// while a plain thread and a coroutine exchange messages, so the one
+    /// worker goes to sleep and is woken for each of them. (The window is
+    /// nanoseconds wide; `tests/loom_driver_wake.rs` is the check that
+    /// finds the bug, this runs the real code through the same path.)
+    #[test]
+    fn a_wake_up_is_not_lost_to_another_poller() {
+        let rt = crate::Runtime::builder().workers(1).build().unwrap();
+        let shared = rt.handle().shared.clone();
+        let stop = Arc::new(AtomicBool::new(false));
+        let poller = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    shared.reactor.poll(Some(Duration::ZERO));
+                }
+            })
+        };
+        // A registered socket: the idle worker sleeps at once instead of
+        // spinning first (`Context::idle`).
+        let sockets = rt.block_on(|| {
+            let l = crate::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+            let (s, _) = l.accept().unwrap();
+            (l, c, s)
+        });
+        let (to_co, from_main) = crate::channel::bounded::<u32>(0);
+        let (to_main, from_co) = crate::channel::bounded::<u32>(0);
+        let echo = rt.spawn(move || {
+            for v in from_main.iter() {
+                to_main.send(v + 1).unwrap();
+            }
+        });
+        for i in 0..10_000 {
+            // Time for the worker to go to sleep.
+            std::thread::sleep(Duration::from_micros(20));
+            to_co.send(i).unwrap();
+            assert_eq!(
+                from_co.recv_timeout(Duration::from_secs(20)),
+                Ok(i + 1),
+                "round trip {i}: the worker was never woken"
+            );
+        }
+        drop(to_co);
+        echo.join().unwrap();
+        stop.store(true, Ordering::Relaxed);
+        poller.join().unwrap();
+        drop(sockets);
     }
 }

@@ -1141,7 +1141,15 @@ impl Context {
             // A timer due within EPOLL_GRAIN is waited for on the futex
             // alone; a later one ends the epoll wait EPOLL_GRAIN early.
             let precise = timeout.is_some_and(|t| t < EPOLL_GRAIN);
-            if woken_first || precise || !shared.reactor.poll(timeout.map(|t| t - EPOLL_GRAIN)) {
+            // Woken between the check above and the driver lock: see
+            // `Reactor::poll_unless`.
+            let woken = || remote.sleep.load(Ordering::SeqCst) != SLEEPING;
+            if woken_first
+                || precise
+                || !shared
+                    .reactor
+                    .poll_unless(timeout.map(|t| t - EPOLL_GRAIN), woken)
+            {
                 remote.polling.store(false, Ordering::SeqCst);
                 if !woken_first {
                     futex::wait(&remote.sleep, SLEEPING, timeout);
