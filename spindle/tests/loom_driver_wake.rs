@@ -21,14 +21,14 @@
 //! forbids the same outcomes.
 //!
 //! [`a_wake_up_reaches_the_driver`] checks the protocol as built.
-//! [`the_model_finds_the_lost_wake_up`] (ignored; run it with
-//! `--ignored`) runs it without the re-check made once the sleeper holds
-//! the driver lock, the bug that hung a worker with a coroutine in its
-//! inbox (one run in about 60 of the select stress tests under CPU
-//! contention): the poller takes the edge meant for the sleeper, which
-//! then waits for ever, and loom reports the deadlock. loom's report
-//! aborts the process (its runtime panics again while unwinding), so a
-//! `#[should_panic]` test cannot hold it.
+//! [`the_model_finds_the_lost_wake_up`] runs it without the re-check made
+//! once the sleeper holds the driver lock, the bug that hung a worker
+//! with a coroutine in its inbox (one run in about 60 of the select
+//! stress tests under CPU contention): the poller takes the edge meant for
+//! the sleeper, which then waits for ever, and loom must report the
+//! deadlock. loom's report aborts the process (its runtime panics again
+//! while unwinding), so that model runs in a child process of this test
+//! binary, and the test checks that the child died reporting it.
 //!
 //! Run with:
 //!
@@ -155,8 +155,27 @@ fn a_wake_up_reaches_the_driver() {
     scenario(true);
 }
 
+/// Set in the child process that runs the model without the re-check.
+const CHILD: &str = "SPINDLE_LOOM_DRIVER_WAKE_CHILD";
+
 #[test]
-#[ignore = "aborts the process with loom's deadlock report, by design"]
 fn the_model_finds_the_lost_wake_up() {
-    scenario(false);
+    if std::env::var_os(CHILD).is_some() {
+        scenario(false);
+        return;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "the_model_finds_the_lost_wake_up",
+            "--test-threads=1",
+        ])
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("deadlock"),
+        "the model without the re-check should deadlock; the child said:\n{text}"
+    );
 }

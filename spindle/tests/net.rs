@@ -590,22 +590,22 @@ fn write_timeout_gives_timed_out() {
 // without trying (the socket's queue was drained), unless an event has
 // reported a state that makes reads return without new bytes. Here the
 // peer sends bytes, an urgent (out-of-band) byte and more bytes, all in
-// the receive queue (and, after the pause, reported by the reactor)
-// before the first read, which stops short at the urgent mark with
-// bytes left behind: the second read must still get them. (The end of
+// the receive queue before the first read, which stops short at the
+// urgent mark with bytes left behind: the second read must still get
+// them. The reader first waits for a byte on a second connection, sent
+// after the others: epoll reports ready sockets in the order they became
+// ready, so once that wait is over the reactor has collected the first
+// socket's event too, which is the case this test is about. (The end of
 // the stream arriving with the last bytes is `peer_close_gives_eof`.)
 #[test]
 fn a_short_read_before_urgent_data_does_not_strand_the_rest() {
     each_mode(LIMIT, |mode| {
         let (client, mut server) = tcp_pair();
-        let (sent_tx, sent_rx) = spindle::channel::bounded::<()>(1);
+        let (mut barrier_client, mut barrier_server) = tcp_pair();
         let reader = mode.spawn(move || {
-            sent_rx.recv().unwrap();
-            // Time for an idle worker to collect the edge (not needed for
-            // the result, only for the case this test is about).
-            if mode.is_coroutines() {
-                spindle::sleep(Duration::from_millis(20));
-            }
+            // A first byte, so the socket is registered before the rest.
+            server.read_exact(&mut [0u8; 1]).unwrap();
+            barrier_server.read_exact(&mut [0u8; 1]).unwrap();
             let mut got = Vec::new();
             let mut buf = [0u8; 64];
             while got.len() < 4 {
@@ -616,13 +616,19 @@ fn a_short_read_before_urgent_data_does_not_strand_the_rest() {
             got
         });
         let fd = client.as_raw_fd();
-        for (bytes, flags) in [(&b"ab"[..], 0), (b"c", libc::MSG_OOB), (b"de", 0)] {
+        let sends = [
+            (&b"x"[..], 0),
+            (b"ab", 0),
+            (b"c", libc::MSG_OOB),
+            (b"de", 0),
+        ];
+        for (bytes, flags) in sends {
             // SAFETY: `bytes` is valid for its length; `fd` is the open
             // client socket.
             let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), flags) };
             assert_eq!(n, bytes.len() as isize, "{}", io::Error::last_os_error());
         }
-        sent_tx.send(()).unwrap();
+        barrier_client.write_all(b"!").unwrap();
         // Without SO_OOBINLINE the urgent byte is not in the stream.
         assert_eq!(reader.join().unwrap(), b"abde");
         drop(client);

@@ -64,7 +64,7 @@ impl Registration {
         timeout: Option<Duration>,
         op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
-        self.io_marking(fd, dir, timeout, false, |_| false, op)
+        self.io_marking(fd, dir, timeout, |_| false, op)
     }
 
     /// [`io`](Self::io) for a TCP read of `len` bytes: a read that returns
@@ -77,18 +77,19 @@ impl Registration {
         len: usize,
         op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
-        self.io_marking(fd, Dir::Read, timeout, true, |&n| n > 0 && n < len, op)
+        self.io_marking(fd, Dir::Read, timeout, |&n| n > 0 && n < len, op)
     }
 
-    /// [`io`](Self::io), marking the side drained when `drained(&result)`
-    /// and, with `skip`, parking without trying while it is.
+    /// [`io`](Self::io), marking the side drained when `drained(&result)`.
+    /// Every call parks without trying while its side is drained (only TCP
+    /// reads mark, so for other calls this holds only for a TCP peek,
+    /// which would fail with `EAGAIN` then too).
     #[inline(always)]
     fn io_marking<R>(
         &self,
         fd: RawFd,
         dir: Dir,
         timeout: Option<Duration>,
-        skip: bool,
         drained: impl Fn(&R) -> bool,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
@@ -111,7 +112,7 @@ impl Registration {
         };
         loop {
             let seen = side.seen();
-            if skip && side.is_drained(seen) {
+            if side.is_drained(seen) {
                 side.wait(seen, reason, deadline)?;
                 continue;
             }

@@ -6,9 +6,9 @@
 //! in `epoll_wait` instead of on its futex, with the timeout of its next
 //! timer. Busy workers poll without waiting every 61st scheduling tick
 //! (with the injector check) while any socket is registered, so readiness
-//! is seen even when no worker is idle. A wake-up for a worker that is the driver (work in its inbox, a
-//! shutdown) goes through mio's `Waker` (an eventfd) instead of the futex;
-//! see `Shared::wake_worker`.
+//! is seen even when no worker is idle. A wake-up for a worker that is the
+//! driver (work in its inbox, a shutdown) goes through mio's `Waker` (an
+//! eventfd) instead of the futex; see `Shared::wake_worker`.
 //!
 //! **Readiness.** Each socket is registered once, edge-triggered, for
 //! reading and writing. Its [`ScheduledIo`] has one [`Direction`] per
@@ -169,17 +169,15 @@ impl Reactor {
         // Sockets deregistered before this poll started cannot appear in
         // it; drop them once it is done.
         let retired = std::mem::take(&mut *self.retired.lock().unwrap_or_else(|e| e.into_inner()));
-        let mut waits = timeout != Some(Duration::ZERO);
-        if waits {
-            self.blocked.store(true, Ordering::SeqCst);
-        }
-        let timeout = if waits && woken() {
-            self.blocked.store(false, Ordering::SeqCst);
-            waits = false;
+        let timeout = if timeout != Some(Duration::ZERO) && woken() {
             Some(Duration::ZERO)
         } else {
             timeout
         };
+        let waits = timeout != Some(Duration::ZERO);
+        if waits {
+            self.blocked.store(true, Ordering::SeqCst);
+        }
         let r = driver.poll.poll(&mut driver.events, timeout);
         if waits {
             self.blocked.store(false, Ordering::SeqCst);
@@ -380,9 +378,13 @@ mod tests {
                 to_main.send(v + 1).unwrap();
             }
         });
+        let word = &rt.handle().shared.remotes[0].sleep;
         for i in 0..10_000 {
-            // Time for the worker to go to sleep.
-            std::thread::sleep(Duration::from_micros(20));
+            // Each message arrives while the worker is going to sleep or
+            // asleep, never while it runs.
+            while word.load(Ordering::SeqCst) != crate::scheduler::SLEEPING {
+                std::hint::spin_loop();
+            }
             to_co.send(i).unwrap();
             assert_eq!(
                 from_co.recv_timeout(Duration::from_secs(20)),

@@ -40,7 +40,7 @@ pub(crate) use worker::Context;
 /// A worker's futex word: awake.
 const AWAKE: u32 = 0;
 /// A worker's futex word: asleep (or about to be).
-const SLEEPING: u32 = 1;
+pub(crate) const SLEEPING: u32 = 1;
 /// A worker's futex word: woken for its inbox or shutdown.
 const NOTIFIED: u32 = 2;
 /// A worker's futex word: woken by `notify_one` and counted as searching.
@@ -76,7 +76,7 @@ pub(crate) struct Remote {
     /// Steals from this worker's queue of new coroutines.
     stealer: Stealer<TaskRef>,
     /// Futex word: `AWAKE`, `SLEEPING`, `NOTIFIED`, `NOTIFIED_SEARCHING`.
-    sleep: AtomicU32,
+    pub(crate) sleep: AtomicU32,
     /// Set while this worker sleeps in the reactor's `epoll_wait` rather
     /// than on `sleep` (set before SLEEPING is published).
     polling: AtomicBool,

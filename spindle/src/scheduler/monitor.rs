@@ -231,7 +231,10 @@ fn watch_workers(shared: &Shared, watch: &mut [Watch], threshold: Duration) -> (
             w.marked = true;
             r.preempt.store(true, Ordering::Relaxed);
         }
-        if held_for < threshold || preempted_by_kernel(r.tid.load(Ordering::Relaxed), w, threshold)
+        // Once reported, the turn stays held (and its thread is not read
+        // again each round).
+        if held_for < threshold
+            || (!w.reported && preempted_by_kernel(r.tid.load(Ordering::Relaxed), w, threshold))
         {
             continue;
         }
